@@ -1,0 +1,334 @@
+//! Loading endpoints from JSON in the original client's dict shape.
+//!
+//! ```json
+//! {
+//!   "tmp_1": {"protocol": "http", "host": "localhost", "port": "30001", "route": "/api",
+//!             "content_type": "application/json", "time_out": 50, "data": {"sleep_time": 1}}
+//! }
+//! ```
+//!
+//! Each endpoint takes either `url`, or all of `protocol`, `host`, `port` (a number or a
+//! string) and `route`. Optional: `method` (default `POST`), `content_type` (default
+//! `application/json`), `time_out` in seconds (fractions allowed, default 50), `data`
+//! (any JSON, sent as the body) and `headers` (an object of strings).
+//!
+//! A file that cannot be read or is not JSON, or a field that is missing, unknown, of the
+//! wrong type or a timeout that is negative or not finite, is a [`LoadError`]. A
+//! well-typed endpoint whose URL cannot be built (an unknown protocol, a port out of
+//! range) loads fine and ends in an `invalid_endpoint` outcome when gathered, so one bad
+//! entry never stops the batch.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use surf::http::Method;
+
+use crate::endpoint::Endpoint;
+
+/// The fields an endpoint object may have; anything else is a typo and is refused.
+const FIELDS: &[&str] = &[
+    "protocol",
+    "host",
+    "port",
+    "route",
+    "url",
+    "method",
+    "content_type",
+    "time_out",
+    "data",
+    "headers",
+];
+
+/// Why endpoints could not be loaded: names the file, and the endpoint and field where
+/// there is one, e.g. `endpoints.json: tmp_3: field `time_out`: expected seconds as a
+/// number, found string "soon"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    source_name: String,
+    endpoint: Option<String>,
+    field: Option<String>,
+    message: String,
+}
+
+impl LoadError {
+    fn whole(source_name: &str, message: impl Into<String>) -> Self {
+        LoadError {
+            source_name: source_name.to_owned(),
+            endpoint: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// The file (or source name) that failed to load.
+    pub fn source_name(&self) -> &str {
+        &self.source_name
+    }
+
+    /// The endpoint at fault, when the fault is inside one.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.endpoint.as_deref()
+    }
+
+    /// The field at fault, when the fault is one field.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.source_name)?;
+        if let Some(endpoint) = &self.endpoint {
+            write!(f, "{endpoint}: ")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, "field `{field}`: ")?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// A fault inside one endpoint's object, before the file and endpoint are attached.
+struct FieldError {
+    field: Option<&'static str>,
+    message: String,
+}
+
+fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: Some(field),
+        message: message.into(),
+    }
+}
+
+/// Loads endpoints from a JSON file, in the order they are written.
+///
+/// # Errors
+///
+/// A [`LoadError`] naming the file, and the endpoint and field where there is one, when
+/// the file cannot be read, is not JSON, or holds a missing, unknown or mistyped field.
+///
+/// # Examples
+///
+/// ```
+/// let path = std::env::temp_dir().join("fanout-doc-load.json");
+/// std::fs::write(&path, r#"{"a": {"url": "http://127.0.0.1:9/api", "time_out": 0.5}}"#).unwrap();
+/// let endpoints = fanout::load_endpoints(&path).unwrap();
+/// assert_eq!(endpoints[0].name(), "a");
+/// assert_eq!(endpoints[0].time_limit(), std::time::Duration::from_millis(500));
+/// ```
+pub fn load_endpoints(path: impl AsRef<Path>) -> Result<Vec<Endpoint>, LoadError> {
+    let path = path.as_ref();
+    let source_name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| LoadError::whole(&source_name, format!("cannot read the file ({e})")))?;
+    parse_endpoints(&text, &source_name)
+}
+
+/// Parses endpoints from JSON text; `source_name` names it in errors.
+///
+/// # Errors
+///
+/// As [`load_endpoints`], less the reading.
+///
+/// # Examples
+///
+/// ```
+/// let err = fanout::parse_endpoints(r#"{"a": {"url": "http://x/", "time_out": "soon"}}"#, "inline")
+///     .unwrap_err();
+/// assert_eq!(err.to_string(), r#"inline: a: field `time_out`: expected seconds as a number, found string "soon""#);
+/// ```
+pub fn parse_endpoints(json: &str, source_name: &str) -> Result<Vec<Endpoint>, LoadError> {
+    let document: Value = serde_json::from_str(json)
+        .map_err(|e| LoadError::whole(source_name, format!("not valid JSON ({e})")))?;
+    let Value::Object(entries) = document else {
+        return Err(LoadError::whole(
+            source_name,
+            format!(
+                "expected an object of endpoints by name, found {}",
+                describe(&document)
+            ),
+        ));
+    };
+    entries
+        .iter()
+        .map(|(name, spec)| {
+            endpoint_from_json(name, spec).map_err(|e| LoadError {
+                source_name: source_name.to_owned(),
+                endpoint: Some(name.clone()),
+                field: e.field.map(str::to_owned),
+                message: e.message,
+            })
+        })
+        .collect()
+}
+
+fn endpoint_from_json(name: &str, spec: &Value) -> Result<Endpoint, FieldError> {
+    let Value::Object(fields) = spec else {
+        return Err(FieldError {
+            field: None,
+            message: format!("expected an object of fields, found {}", describe(spec)),
+        });
+    };
+    if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(FieldError {
+            field: None,
+            message: format!(
+                "unknown field `{unknown}` (expected one of {})",
+                FIELDS.join(", ")
+            ),
+        });
+    }
+
+    let url = match optional_str(fields, "url")? {
+        Some(url) => {
+            if let Some(clash) = ["protocol", "host", "port", "route"]
+                .into_iter()
+                .find(|f| fields.contains_key(*f))
+            {
+                return Err(field_error(
+                    clash,
+                    "give either `url` or protocol/host/port/route, not both",
+                ));
+            }
+            url.to_owned()
+        }
+        None => {
+            let protocol = required_str(fields, "protocol")?;
+            let host = required_str(fields, "host")?;
+            let port = port_text(fields)?;
+            let route = required_str(fields, "route")?;
+            format!("{protocol}://{host}:{port}{route}")
+        }
+    };
+
+    let method_name = optional_str(fields, "method")?.unwrap_or("POST");
+    let method = Method::from_str(&method_name.to_ascii_uppercase()).ok();
+    let mut endpoint = Endpoint::new(name, method.unwrap_or(Method::Post), &url);
+    if method.is_none() {
+        endpoint.note_problem(format!("unknown HTTP method `{method_name}`"));
+    }
+    // Said in port terms rather than as the URL parser's "invalid port number".
+    if let Some(problem) = port_problem(fields) {
+        endpoint.replace_problem(problem);
+    }
+    if let Some(content_type) = optional_str(fields, "content_type")? {
+        endpoint = endpoint.content_type(content_type);
+    }
+    if let Some(seconds) = fields.get("time_out") {
+        endpoint = endpoint.timeout(timeout_from_json(seconds)?);
+    }
+    if let Some(data) = fields.get("data") {
+        endpoint = endpoint.json(data.clone());
+    }
+    match fields.get("headers") {
+        None => {}
+        Some(Value::Object(headers)) => {
+            for (header, value) in headers {
+                let Value::String(value) = value else {
+                    return Err(field_error(
+                        "headers",
+                        format!(
+                            "header `{header}`: expected a string, found {}",
+                            describe(value)
+                        ),
+                    ));
+                };
+                endpoint = endpoint.header(header, value);
+            }
+        }
+        Some(other) => {
+            return Err(field_error(
+                "headers",
+                format!(
+                    "expected an object of header names to strings, found {}",
+                    describe(other)
+                ),
+            ))
+        }
+    }
+    Ok(endpoint)
+}
+
+fn timeout_from_json(value: &Value) -> Result<Duration, FieldError> {
+    let seconds = value.as_f64().ok_or_else(|| {
+        field_error(
+            "time_out",
+            format!("expected seconds as a number, found {}", describe(value)),
+        )
+    })?;
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        field_error(
+            "time_out",
+            format!("expected a finite, non-negative number of seconds, found {seconds}"),
+        )
+    })
+}
+
+/// The port as it goes into the URL: the seed writes it as a string, JSON users as a number.
+fn port_text(fields: &Map<String, Value>) -> Result<String, FieldError> {
+    match fields.get("port") {
+        None => Err(field_error("port", "missing (or give `url` instead)")),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(field_error(
+            "port",
+            format!("expected a number or a string, found {}", describe(other)),
+        )),
+    }
+}
+
+/// A well-typed port that is no port number makes the endpoint invalid, not the file.
+fn port_problem(fields: &Map<String, Value>) -> Option<String> {
+    let text = match fields.get("port")? {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        _ => return None,
+    };
+    match text.parse::<u64>() {
+        Ok(port) if port <= u64::from(u16::MAX) => None,
+        Ok(port) => Some(format!("port {port} is out of range (0-65535)")),
+        Err(_) => Some(format!("port `{text}` is not a whole number")),
+    }
+}
+
+fn required_str<'a>(
+    fields: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<&'a str, FieldError> {
+    optional_str(fields, field)?
+        .ok_or_else(|| field_error(field, "missing (or give `url` instead)"))
+}
+
+fn optional_str<'a>(
+    fields: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<Option<&'a str>, FieldError> {
+    match fields.get(field) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(field_error(
+            field,
+            format!("expected a string, found {}", describe(other)),
+        )),
+    }
+}
+
+/// Names a JSON value's type and shows it, for messages like `found string "soon"`.
+fn describe(value: &Value) -> String {
+    let kind = match value {
+        Value::Null => return "null".to_owned(),
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => return "an array".to_owned(),
+        Value::Object(_) => return "an object".to_owned(),
+    };
+    format!("{kind} {value}")
+}

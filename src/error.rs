@@ -1,0 +1,184 @@
+//! The error of one call, and the stable names of its kinds.
+
+use std::fmt;
+
+/// Why a call ended without a reply. [`ErrorKind::as_str`] gives the stable,
+/// machine-readable name of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The endpoint cannot become a request (URL, protocol, port, method or header is
+    /// wrong); found before anything is sent.
+    InvalidEndpoint,
+    /// No connection could be made: refused, the host name did not resolve, or the TLS
+    /// handshake failed (an untrusted certificate among them).
+    Connect,
+    /// The call did not finish within its endpoint's timeout.
+    Timeout,
+    /// The reply is not well-formed HTTP/1.1, or the connection was reset or cut off
+    /// before the reply was whole.
+    Protocol,
+    /// The reply arrived whole but its body is not JSON.
+    Decode,
+    /// The reply's body is larger than the client's body limit.
+    BodyTooLarge,
+}
+
+impl ErrorKind {
+    /// The stable name of this kind: `invalid_endpoint`, `connect`, `timeout`,
+    /// `protocol`, `decode` or `body_too_large`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(fanout::ErrorKind::BodyTooLarge.as_str(), "body_too_large");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidEndpoint => "invalid_endpoint",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Decode => "decode",
+            ErrorKind::BodyTooLarge => "body_too_large",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one endpoint's call failed. It displays as `<endpoint>: <what happened>`, e.g.
+/// `tmp_3: timed out after 2 s while reading the response body`.
+///
+/// The details live behind one box so that an `Outcome` stays cheap to move.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    endpoint: String,
+    message: String,
+    status: Option<u16>,
+    body_prefix: Option<String>,
+}
+
+/// How much of a body that is not JSON an error keeps, so the caller can see what came back.
+const BODY_PREFIX_BYTES: usize = 200;
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, endpoint: &str, message: impl Into<String>) -> Self {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                endpoint: endpoint.to_owned(),
+                message: message.into(),
+                status: None,
+                body_prefix: None,
+            }),
+        }
+    }
+
+    pub(crate) fn with_status(mut self, status: u16) -> Self {
+        self.inner.status = Some(status);
+        self
+    }
+
+    /// Keeps the first 200 bytes of `body` (cut back to a character boundary).
+    pub(crate) fn with_body_prefix(mut self, body: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(&body[..body.len().min(BODY_PREFIX_BYTES)]);
+        let mut end = text.len().min(BODY_PREFIX_BYTES);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.inner.body_prefix = Some(text[..end].to_owned());
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The name of the endpoint whose call failed.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    /// What happened, without the endpoint's name in front.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// The HTTP status, when a reply head arrived before the failure (`decode`,
+    /// `body_too_large`, or a body cut off).
+    pub fn status(&self) -> Option<u16> {
+        self.inner.status
+    }
+
+    /// For `decode`: the first 200 bytes of the body that was not JSON, lossily as UTF-8.
+    pub fn body_prefix(&self) -> Option<&str> {
+        self.inner.body_prefix.as_deref()
+    }
+
+    /// Whether the call ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// Whether no connection could be made.
+    pub fn is_connect(&self) -> bool {
+        self.inner.kind == ErrorKind::Connect
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.inner.endpoint, self.inner.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.inner.kind)
+            .field("endpoint", &self.inner.endpoint)
+            .field("message", &self.inner.message)
+            .field("status", &self.inner.status)
+            .field("body_prefix", &self.inner.body_prefix)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_stays_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn display_names_the_endpoint_first() {
+        let err = Error::new(ErrorKind::Timeout, "tmp_3", "timed out after 2 s");
+        assert_eq!(err.to_string(), "tmp_3: timed out after 2 s");
+    }
+
+    #[test]
+    fn body_prefix_is_cut_at_a_character_boundary() {
+        let body = "é".repeat(150); // 300 bytes, two per character
+        let err = Error::new(ErrorKind::Decode, "e", "not json").with_body_prefix(body.as_bytes());
+        assert_eq!(err.body_prefix().map(str::len), Some(200));
+        let odd = format!("a{}", "é".repeat(150));
+        let err = Error::new(ErrorKind::Decode, "e", "not json").with_body_prefix(odd.as_bytes());
+        let prefix = err.body_prefix().unwrap_or_default();
+        assert!(prefix.len() <= 200 && prefix.starts_with('a'), "{prefix:?}");
+    }
+}

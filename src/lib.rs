@@ -1,0 +1,48 @@
+//! Gather many HTTP calls at once, each under its own timeout, and get exactly one
+//! outcome per endpoint back, in order: the status and JSON body, or a classified error.
+//! One call's failure never costs the others, and a batch takes as long as its slowest
+//! call, not the sum. It is `asyncio.gather(..., return_exceptions=True)` for Rust, on
+//! async-std, usable from any executor.
+//!
+//! ```
+//! use std::time::Duration;
+//! use fanout::{Client, Endpoint, ErrorKind, stub::Stub};
+//! use serde_json::json;
+//!
+//! # fn main() -> std::io::Result<()> {
+//! let stub = Stub::start_local()?; // a local backend that sleeps `sleep_time` seconds
+//! let endpoints = [
+//!     Endpoint::post("fast", stub.url()).json(json!({"sleep_time": 0.1})),
+//!     Endpoint::post("slow", stub.url())
+//!         .json(json!({"sleep_time": 5}))
+//!         .timeout(Duration::from_millis(300)),
+//! ];
+//! let report = futures::executor::block_on(Client::new().gather(&endpoints));
+//!
+//! let fast = report.outcomes[0].reply().expect("a reply");
+//! assert_eq!((fast.status, &fast.body["status"]), (200, &json!("success")));
+//! assert_eq!(report.outcomes[1].error().map(|e| e.kind()), Some(ErrorKind::Timeout));
+//! assert!(report.elapsed < Duration::from_secs(5));
+//! # Ok(()) }
+//! ```
+//!
+//! Endpoints can also be loaded from JSON in the original client's shape with
+//! [`load_endpoints`]; `cargo run --example gather` shows the whole thing.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
+mod client;
+mod config;
+mod endpoint;
+mod error;
+mod report;
+#[cfg(feature = "stub")]
+pub mod stub;
+mod transport;
+
+pub use client::{BuildError, Client, ClientBuilder, DEFAULT_BODY_LIMIT, DEFAULT_IDLE_TIMEOUT};
+pub use config::{load_endpoints, parse_endpoints, LoadError};
+pub use endpoint::{Endpoint, DEFAULT_CONTENT_TYPE, DEFAULT_TIMEOUT};
+pub use error::{Error, ErrorKind};
+pub use report::{Outcome, Reply, Report};
+pub use surf::http::Method;

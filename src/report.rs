@@ -1,0 +1,108 @@
+//! What a gather gives back: one outcome per endpoint, in input order, and its JSON form.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::error::Error;
+
+/// A reply: any HTTP status (a 404 or a 500 is data, not an error) with a JSON body.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Reply {
+    /// The HTTP status code.
+    pub status: u16,
+    /// The body parsed as JSON; an empty body reads as `null`.
+    pub body: Value,
+}
+
+/// What became of one endpoint's call.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// The endpoint's name.
+    pub name: String,
+    /// The reply, or why there is none.
+    pub result: Result<Reply, Error>,
+    /// How long this call took, from the moment it was started.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// The reply, if the call got one.
+    pub fn reply(&self) -> Option<&Reply> {
+        self.result.as_ref().ok()
+    }
+
+    /// The error, if the call failed.
+    pub fn error(&self) -> Option<&Error> {
+        self.result.as_ref().err()
+    }
+
+    /// The outcome as JSON: `{"name", "status", "body", "elapsed_s"}` for a reply,
+    /// `{"name", "error": {"kind", "message"}, "elapsed_s"}` for a failure.
+    pub fn to_json(&self) -> Value {
+        let elapsed_s = self.elapsed.as_secs_f64();
+        match &self.result {
+            Ok(reply) => json!({
+                "name": self.name,
+                "status": reply.status,
+                "body": reply.body,
+                "elapsed_s": elapsed_s,
+            }),
+            Err(err) => json!({
+                "name": self.name,
+                "error": {"kind": err.kind().as_str(), "message": err.to_string()},
+                "elapsed_s": elapsed_s,
+            }),
+        }
+    }
+}
+
+/// The original client's line for one result: `response: ("tmp_1", 200, {...})` or
+/// `error: ("tmp_3", timeout, "timed out after ...")`.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = Value::from(self.name.as_str());
+        match &self.result {
+            Ok(reply) => write!(f, "response: ({name}, {}, {})", reply.status, reply.body),
+            Err(err) => {
+                let message = Value::from(err.message());
+                write!(f, "error: ({name}, {}, {message})", err.kind())
+            }
+        }
+    }
+}
+
+/// The result of one gather: one [`Outcome`] per endpoint given, in the order given.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Report {
+    /// One outcome per endpoint, in input order.
+    pub outcomes: Vec<Outcome>,
+    /// Wall time of the whole batch.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// Whether every endpoint got a reply (of any status).
+    pub fn all_replied(&self) -> bool {
+        self.outcomes.iter().all(|o| o.result.is_ok())
+    }
+
+    /// The report as one JSON document: `{"elapsed_s": …, "results": [outcome, …]}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let report = futures::executor::block_on(fanout::Client::new().gather(&[]));
+    /// assert_eq!(report.to_json()["results"], serde_json::json!([]));
+    /// ```
+    pub fn to_json(&self) -> Value {
+        json!({
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "results": self.outcomes.iter().map(Outcome::to_json).collect::<Vec<_>>(),
+        })
+    }
+}

@@ -1,0 +1,219 @@
+//! The stub backend of the demo and the tests (feature `stub`): a tide app whose
+//! `POST /api` sleeps `sleep_time` seconds without blocking a thread, then answers
+//! `{"data": <the request body>, "status": "success"}` as the original Flask servers do.
+//!
+//! It runs its own accept loop around the tide app rather than tide's listener, to turn
+//! Nagle's algorithm off on every connection (40 ms stalls on reused connections
+//! otherwise, measured) and to listen with a backlog sized for thousands of simultaneous
+//! connects (the standard library's 128 makes the overflow wait out a 1 s SYN retry).
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_std::io::ReadExt;
+use async_std::net::{TcpListener, TcpStream};
+use async_std::task;
+use futures::channel::oneshot;
+use futures::future::{self, Either, FutureExt, Shared};
+use serde_json::{json, Value};
+use socket2::{Domain, Socket, Type};
+
+/// The listen backlog asked for; the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: i32 = 65_535;
+
+/// The largest request body the stub reads; a larger one gets 413.
+pub const MAX_REQUEST_BODY: u64 = 1024 * 1024;
+
+/// The longest `sleep_time` the stub accepts, in seconds; a longer one gets 400.
+pub const MAX_SLEEP_SECS: f64 = 3600.0;
+
+/// A running stub server. Dropping it (or calling [`stop`](Stub::stop)) stops accepting
+/// and closes every open connection.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> std::io::Result<()> {
+/// let stub = fanout::stub::Stub::start_local()?;
+/// assert!(stub.url().starts_with("http://127.0.0.1:"));
+/// assert_eq!(stub.connections_accepted(), 0);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Stub {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    _stop: oneshot::Sender<()>,
+}
+
+type StopSignal = Shared<oneshot::Receiver<()>>;
+
+impl Stub {
+    /// Starts a stub on a free loopback port.
+    ///
+    /// # Errors
+    ///
+    /// When the socket cannot be bound.
+    pub fn start_local() -> io::Result<Stub> {
+        Self::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+    }
+
+    /// Starts a stub on `addr` (port 0 picks a free one). The server runs on async-std's
+    /// global executor, so this works from any thread and any executor.
+    ///
+    /// # Errors
+    ///
+    /// When the socket cannot be bound (the port is taken, the address is not local).
+    pub fn start(addr: SocketAddr) -> io::Result<Stub> {
+        let listener = bind(addr)?;
+        let addr = listener.local_addr()?;
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (stop_tx, stop_rx) = oneshot::channel();
+        task::spawn(accept_loop(
+            listener,
+            app(),
+            accepted.clone(),
+            stop_rx.shared(),
+        ));
+        Ok(Stub {
+            addr,
+            accepted,
+            _stop: stop_tx,
+        })
+    }
+
+    /// The address the stub listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL of its `POST /api` route.
+    pub fn url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    /// How many TCP connections the stub has accepted so far.
+    pub fn connections_accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Stops the server, as dropping it does.
+    pub fn stop(self) {}
+}
+
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // Lets `--serve` restart at once on its fixed ports.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from(std::net::TcpListener::from(socket)))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: tide::Server<()>,
+    accepted: Arc<AtomicUsize>,
+    stop: StopSignal,
+) {
+    loop {
+        let stream = match future::select(Box::pin(listener.accept()), stop.clone()).await {
+            Either::Left((Ok((stream, _)), _)) => stream,
+            // Out of file descriptors, or a connection reset before it was accepted:
+            // keep serving the others, after a pause that lets descriptors free up.
+            Either::Left((Err(_), _)) => {
+                task::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            Either::Right(_) => return,
+        };
+        accepted.fetch_add(1, Ordering::SeqCst);
+        task::spawn(serve(stream, app.clone(), stop.clone()));
+    }
+}
+
+async fn serve(stream: TcpStream, app: tide::Server<()>, stop: StopSignal) {
+    // A socket that refuses TCP_NODELAY is still served, only slower.
+    let _ = stream.set_nodelay(true);
+    let connection = async_h1::accept(stream, move |req| {
+        let app = app.clone();
+        async move { app.respond(req).await }
+    });
+    // The connection's end, whatever it was, concerns only its own client.
+    let _ = future::select(Box::pin(connection), stop).await;
+}
+
+fn app() -> tide::Server<()> {
+    let mut app = tide::new();
+    app.at("/api").post(api);
+    app
+}
+
+async fn api(mut req: tide::Request<()>) -> tide::Result {
+    let data = match read_json_object(&mut req).await {
+        Ok(data) => data,
+        Err((status, message)) => return Ok(error_reply(status, &message)),
+    };
+    let sleep = match sleep_time(&data) {
+        Ok(sleep) => sleep,
+        Err(message) => return Ok(error_reply(400, &message)),
+    };
+    task::sleep(sleep).await;
+    let reply = json!({"data": data, "status": "success"});
+    Ok(tide::Response::builder(200)
+        .body(tide::Body::from_json(&reply)?)
+        .build())
+}
+
+/// The request body as a JSON object, or the status and words to refuse it with.
+async fn read_json_object(req: &mut tide::Request<()>) -> Result<Value, (u16, String)> {
+    let too_large = || {
+        (
+            413,
+            format!("the request body is over {MAX_REQUEST_BODY} bytes"),
+        )
+    };
+    if req.len().is_some_and(|len| len as u64 > MAX_REQUEST_BODY) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    req.take_body()
+        .take(MAX_REQUEST_BODY + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| (400, format!("the request body could not be read ({e})")))?;
+    if bytes.len() as u64 > MAX_REQUEST_BODY {
+        return Err(too_large());
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err((400, "the request body must be a JSON object".to_owned())),
+        Err(e) => Err((400, format!("the request body is not JSON ({e})"))),
+    }
+}
+
+/// `sleep_time` in seconds: absent is 0; negative, non-numeric or huge is refused.
+fn sleep_time(data: &Value) -> Result<Duration, String> {
+    let Some(value) = data.get("sleep_time") else {
+        return Ok(Duration::ZERO);
+    };
+    match value.as_f64() {
+        Some(secs) if (0.0..=MAX_SLEEP_SECS).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!(
+            "`sleep_time` must be a number of seconds from 0 to {MAX_SLEEP_SECS}, not {value}"
+        )),
+    }
+}
+
+fn error_reply(status: u16, message: &str) -> tide::Response {
+    let body = json!({"status": "error", "error": message});
+    let mut res = tide::Response::new(status);
+    res.set_body(
+        tide::Body::from_json(&body)
+            .unwrap_or_else(|_| tide::Body::from_string(message.to_owned())),
+    );
+    res
+}

@@ -1,0 +1,87 @@
+//! One open connection, plain or TLS, shareable between the request that uses it and the
+//! pool it returns to.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use async_native_tls::TlsStream;
+use async_std::net::TcpStream;
+use futures::io::{AsyncRead, AsyncWrite};
+use futures::FutureExt;
+
+/// A connection. Cloning is cheap and yields a handle to the same socket: async-h1 takes
+/// one handle into the response body, and the pool keeps another to reuse the
+/// connection once that body has been read to its end.
+#[derive(Debug, Clone)]
+pub(crate) enum Conn {
+    Plain(TcpStream),
+    // The TLS state machine is not shareable, so the handles take turns behind a lock;
+    // only one request ever uses a connection at a time, so the lock is never contended.
+    Tls(Arc<Mutex<TlsStream<TcpStream>>>),
+}
+
+impl Conn {
+    pub(crate) fn tls(stream: TlsStream<TcpStream>) -> Self {
+        Conn::Tls(Arc::new(Mutex::new(stream)))
+    }
+
+    /// Whether an idle connection can no longer carry a request: the server closed it,
+    /// or sent something unasked. Checks without waiting.
+    pub(crate) fn is_stale(&self) -> bool {
+        let tcp = match self {
+            Conn::Plain(tcp) => tcp.clone(),
+            Conn::Tls(tls) => lock(tls).get_ref().clone(),
+        };
+        let mut byte = [0u8; 1];
+        // Nothing to read yet (the future is pending) is the only healthy answer.
+        tcp.peek(&mut byte).now_or_never().is_some()
+    }
+}
+
+fn lock(tls: &Mutex<TlsStream<TcpStream>>) -> MutexGuard<'_, TlsStream<TcpStream>> {
+    // A panic while holding the lock cannot leave the stream half-updated in a way the
+    // next caller could not see as an I/O error, so a poisoned lock is still usable.
+    tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Conn::Tls(tls) => Pin::new(&mut *lock(tls)).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Conn::Tls(tls) => Pin::new(&mut *lock(tls)).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Conn::Tls(tls) => Pin::new(&mut *lock(tls)).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Plain(tcp) => Pin::new(tcp).poll_close(cx),
+            Conn::Tls(tls) => Pin::new(&mut *lock(tls)).poll_close(cx),
+        }
+    }
+}
