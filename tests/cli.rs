@@ -1,0 +1,207 @@
+//! The `gather` example run as a process, as a user runs it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::{closed_port_url, stub};
+use serde_json::{json, Value};
+
+/// The example binary that `cargo test` builds beside the tests.
+fn gather_binary() -> PathBuf {
+    let deps = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = deps
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target/<profile>");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("gather{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: run the tests with `cargo test`",
+        binary.display()
+    );
+    binary
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(gather_binary())
+        .args(args)
+        .output()
+        .expect("run the gather example")
+}
+
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("fanout-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).expect("write a temp file");
+    path
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn config_mode_prints_one_line_per_endpoint_in_order_then_the_total() {
+    let server = stub();
+    let config = temp_file(
+        "good.json",
+        &json!({
+            "slow": {"url": server.url(), "data": {"sleep_time": 0.2}},
+            "fast": {"url": server.url(), "data": {"sleep_time": 0}},
+        })
+        .to_string(),
+    );
+    let output = run(&["--config", config.to_str().expect("utf-8 temp path")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    let lines: Vec<_> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(
+        lines[0],
+        r#"response: ("slow", 200, {"data":{"sleep_time":0.2},"status":"success"})"#
+    );
+    assert_eq!(
+        lines[1],
+        r#"response: ("fast", 200, {"data":{"sleep_time":0},"status":"success"})"#
+    );
+    assert!(
+        lines[2].starts_with("total: 0.") && lines[2].ends_with(" s"),
+        "{}",
+        lines[2]
+    );
+}
+
+#[test]
+fn json_mode_prints_the_report_as_one_json_line_and_exit_1_on_any_failure() {
+    let server = stub();
+    let config = temp_file(
+        "mixed.json",
+        &json!({
+            "up": {"url": server.url(), "data": {"sleep_time": 0}},
+            "down": {"url": closed_port_url()},
+        })
+        .to_string(),
+    );
+    let output = run(&[
+        "--config",
+        config.to_str().expect("utf-8 temp path"),
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let report: Value = serde_json::from_str(&out).expect("one JSON document");
+    assert!(
+        report["elapsed_s"].as_f64().is_some_and(|s| s > 0.0),
+        "{report}"
+    );
+    let results = report["results"].as_array().expect("a results array");
+    assert_eq!(results[0]["name"], "up");
+    assert_eq!(results[0]["status"], 200);
+    assert_eq!(results[0]["body"]["status"], "success");
+    assert!(results[0]["elapsed_s"].is_f64());
+    assert_eq!(results[1]["name"], "down");
+    assert_eq!(results[1]["error"]["kind"], "connect");
+    let message = results[1]["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("down: connection refused by 127.0.0.1:"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_bad_config_file_exits_2_with_one_line_naming_the_problem() {
+    let cases = [
+        ("not-json.json", "{ nope", "not valid JSON"),
+        (
+            "not-object.json",
+            "[1, 2]",
+            "expected an object of endpoints by name",
+        ),
+        (
+            "missing.json",
+            r#"{"e": {"protocol": "http", "host": "h", "port": 1}}"#,
+            "e: field `route`: missing",
+        ),
+        (
+            "typed.json",
+            r#"{"e": {"url": "http://h/", "time_out": "soon"}}"#,
+            r#"e: field `time_out`: expected seconds as a number, found string "soon""#,
+        ),
+        (
+            "negative.json",
+            r#"{"e": {"url": "http://h/", "time_out": -2}}"#,
+            "e: field `time_out`: expected a finite, non-negative",
+        ),
+        (
+            "nan.json",
+            r#"{"e": {"url": "http://h/", "time_out": NaN}}"#,
+            "not valid JSON",
+        ),
+        (
+            "unknown.json",
+            r#"{"e": {"url": "http://h/", "routes": "/"}}"#,
+            "e: unknown field `routes`",
+        ),
+    ];
+    for (name, contents, expected) in cases {
+        let path = temp_file(name, contents);
+        let path_text = path.to_str().expect("utf-8 temp path");
+        let output = run(&["--config", path_text]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: one line expected: {err}");
+        assert!(
+            err.contains(path_text) && err.contains(expected),
+            "{name}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert!(stdout(&output).is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_exits_2() {
+    let output = run(&["--config", "/nonexistent/endpoints.json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("/nonexistent/endpoints.json: cannot read the file"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["--bogus"][..],
+        &["--config"][..],
+        &["--serve", "--json"][..],
+    ] {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            stderr(&output).lines().count(),
+            1,
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn help_describes_every_mode() {
+    let output = run(&["--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    let help = stdout(&output);
+    for flag in ["--config", "--json", "--serve", "EXIT STATUS"] {
+        assert!(help.contains(flag), "--help does not mention {flag}");
+    }
+}
