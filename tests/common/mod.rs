@@ -91,7 +91,7 @@ impl RawServer {
 }
 
 /// Reads one HTTP request (head and Content-Length body); `None` when the peer closed.
-pub async fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
+pub async fn read_request<S: Read + Unpin>(stream: &mut S) -> Option<Vec<u8>> {
     let mut request = Vec::new();
     let mut byte = [0u8; 1];
     while !request.ends_with(b"\r\n\r\n") {
