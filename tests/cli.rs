@@ -205,3 +205,32 @@ fn help_describes_every_mode() {
         assert!(help.contains(flag), "--help does not mention {flag}");
     }
 }
+
+#[test]
+fn serve_mode_answers_on_the_original_ports_until_killed() {
+    let mut child = Command::new(gather_binary())
+        .arg("--serve")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start gather --serve");
+    // The stubs are up once their ports accept; allow a slow machine ten seconds.
+    let up = (0..200).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        (30001..=30004).all(|port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+    });
+    let endpoint = fanout::Endpoint::post("served", "http://127.0.0.1:30004/api")
+        .json(json!({"sleep_time": 0}));
+    let outcome = async_std::task::block_on(fanout::Client::new().call(&endpoint));
+    let still_serving = matches!(child.try_wait(), Ok(None));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up, "gather --serve did not listen on ports 30001-30004");
+    assert!(
+        still_serving,
+        "gather --serve exited (are ports 30001-30004 taken by another process?)"
+    );
+    assert_eq!(
+        outcome.reply().map(|r| r.body.clone()),
+        Some(json!({"data": {"sleep_time": 0}, "status": "success"}))
+    );
+}
