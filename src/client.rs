@@ -92,6 +92,26 @@ impl Client {
     /// are reused); bodies are read into one buffer each, up to the body limit. With
     /// [`ClientBuilder::concurrency`] set, at most that many calls are in flight, and a
     /// call's timeout starts when it gets its turn, not while it waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use fanout::{Client, Endpoint, ErrorKind, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// let endpoints = [
+    ///     Endpoint::post("second", stub.url()).json(json!({"sleep_time": 0.2})),
+    ///     Endpoint::post("first", stub.url()).json(json!({"sleep_time": 0})),
+    ///     Endpoint::post("broken", "http://127.0.0.1:99999/api"),
+    /// ];
+    /// let report = futures::executor::block_on(Client::new().gather(&endpoints));
+    /// let names: Vec<_> = report.outcomes.iter().map(|o| o.name.as_str()).collect();
+    /// assert_eq!(names, ["second", "first", "broken"]); // input order, not finishing order
+    /// assert_eq!(report.outcomes[2].error().map(|e| e.kind()), Some(ErrorKind::InvalidEndpoint));
+    /// # Ok(()) }
+    /// ```
     pub async fn gather(&self, endpoints: &[Endpoint]) -> Report {
         let started = Instant::now();
         let turns = self.concurrency.map(|n| Semaphore::new(n.get()));
@@ -243,6 +263,12 @@ fn classify_body_error(name: &str, status: u16, err: &std::io::Error) -> Error {
                 std::io::ErrorKind::UnexpectedEof => format!("the body was cut off ({err})"),
                 std::io::ErrorKind::ConnectionReset => {
                     "the server reset the connection during the body".to_owned()
+                }
+                // Only async-h1's chunked decoder fails a body read with InvalidData (a
+                // Content-Length body is a plain `take` of the socket, TLS errors are
+                // `Other`); "could not be read" would hide that the server's framing is bad.
+                std::io::ErrorKind::InvalidData => {
+                    format!("the chunked body is malformed ({err})")
                 }
                 _ => format!("the body could not be read ({err})"),
             },
