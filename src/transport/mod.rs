@@ -22,7 +22,7 @@ use surf::http::{Body, Method};
 use crate::error::ErrorKind;
 use conn::Conn;
 pub(crate) use limit::BodyTooLarge;
-use limit::LimitedBody;
+use limit::{HeadLimited, HeadTooLarge, LimitedBody};
 use pool::{Origin, Pool, ReturnOnEnd};
 use tls::Tls;
 
@@ -111,9 +111,13 @@ impl HttpClient for Transport {
             None => self.open(&origin).await?,
         };
 
-        let mut res = async_h1::client::connect(conn.clone(), req)
+        // Bounded until the head is parsed: async-h1 would buffer a head with no line
+        // break without end.
+        let head_limited = HeadLimited::new(conn.clone());
+        let mut res = async_h1::client::connect(head_limited.clone(), req)
             .await
             .map_err(|e| TransportError::protocol(describe_exchange_error(&e)))?;
+        head_limited.head_read();
 
         let keep_alive = !res
             .header(CONNECTION)
@@ -151,6 +155,9 @@ impl HttpClient for Transport {
 /// Words for what went wrong between sending the request and reading the reply head.
 fn describe_exchange_error(err: &HttpError) -> String {
     if let Some(io) = err.downcast_ref::<io::Error>() {
+        if let Some(head) = io.get_ref().and_then(|e| e.downcast_ref::<HeadTooLarge>()) {
+            return format!("the reply is not valid HTTP/1.1 ({head})");
+        }
         return match io.kind() {
             io::ErrorKind::ConnectionReset => "the server reset the connection".to_owned(),
             io::ErrorKind::BrokenPipe => {
