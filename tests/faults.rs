@@ -580,3 +580,36 @@ fn ten_thousand_endpoints_under_a_concurrency_limit_all_reply_in_input_order() {
         stub.connections_accepted()
     );
 }
+
+#[test]
+fn a_chunked_end_that_arrives_in_pieces_does_not_stall_the_call() {
+    // The last chunk's closing CRLF comes in two writes. async-h1's decoder would wait for
+    // the second without asking to be woken; alone in its batch, the call would then sit
+    // until its timeout.
+    let server = RawServer::start(|mut stream| async move {
+        if read_request(&mut stream).await.is_none() {
+            return;
+        }
+        let head =
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n8\r\n{\"ok\":1}\r\n0\r\n\r";
+        if stream.write_all(head).await.is_err() {
+            return;
+        }
+        task::sleep(Duration::from_millis(100)).await;
+        if stream.write_all(b"\n").await.is_ok() {
+            hold_until_closed(stream).await;
+        }
+    });
+    let endpoint = Endpoint::get("pieces", server.url("/")).timeout(Duration::from_secs(5));
+    let outcome = task::block_on(Client::new().call(&endpoint));
+    assert_eq!(
+        outcome.reply().map(|r| r.body.clone()),
+        Some(json!({"ok": 1})),
+        "{outcome:?}"
+    );
+    assert!(
+        outcome.elapsed < Duration::from_secs(2),
+        "the call stalled for {:?}",
+        outcome.elapsed
+    );
+}

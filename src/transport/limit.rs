@@ -1,99 +1,11 @@
-//! The reply's length rules: a head that ends within a bound, a body never more than the
-//! cap and never less than announced.
+//! The response body's length rules: never more than the cap, never less than announced.
 
 use std::fmt;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use futures::io::{AsyncBufRead, AsyncRead, AsyncWrite};
-
-/// The most a connection may yield before the reply head has been parsed. async-h1
-/// checks its own 8 KiB head limit only at line ends, so a reply with no line break (a
-/// binary stream on the wrong port) was buffered whole, and since reading never yielded
-/// the timeout could not cut it short (measured: 1.5 GiB held, a 3 s timeout overrun to
-/// 6 s). A real head takes at most 8 KiB, plus one 8 KiB read ahead by async-h1's buffer.
-const HEAD_READ_LIMIT: u64 = 64 * 1024;
-
-/// The error inside the `io::Error` a [`HeadLimited`] fails with once the bound is passed.
-#[derive(Debug)]
-pub(crate) struct HeadTooLarge;
-
-impl fmt::Display for HeadTooLarge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the reply head did not end within {} KiB",
-            HEAD_READ_LIMIT / 1024
-        )
-    }
-}
-
-impl std::error::Error for HeadTooLarge {}
-
-/// A connection handle that fails reads with [`HeadTooLarge`] once more than
-/// [`HEAD_READ_LIMIT`] bytes came before [`head_read`](Self::head_read) is called. Clones
-/// share the count, so the handle that async-h1 keeps for the body is released too.
-#[derive(Debug, Clone)]
-pub(crate) struct HeadLimited<S> {
-    inner: S,
-    /// Bytes the head may still take; `u64::MAX` once the head has been read.
-    budget: Arc<AtomicU64>,
-}
-
-impl<S> HeadLimited<S> {
-    pub(crate) fn new(inner: S) -> Self {
-        HeadLimited {
-            inner,
-            budget: Arc::new(AtomicU64::new(HEAD_READ_LIMIT)),
-        }
-    }
-
-    /// Lifts the bound: the body that follows has its own cap.
-    pub(crate) fn head_read(&self) {
-        self.budget.store(u64::MAX, Ordering::Relaxed);
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for HeadLimited<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let budget = self.budget.load(Ordering::Relaxed);
-        if budget == 0 {
-            return Poll::Ready(Err(io::Error::other(HeadTooLarge)));
-        }
-        let n = ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        if budget != u64::MAX {
-            // One request uses a connection at a time, so no other reader races this.
-            self.budget
-                .store(budget.saturating_sub(n as u64), Ordering::Relaxed);
-        }
-        Poll::Ready(Ok(n))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for HeadLimited<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
+use futures::io::{AsyncBufRead, AsyncRead};
 
 /// The error inside the `io::Error` a [`LimitedBody`] fails with once the cap is passed.
 #[derive(Debug)]

@@ -5,6 +5,7 @@
 //! and its curl backend aborted the whole process with 5,000 calls in flight.
 
 mod conn;
+mod exchange;
 mod limit;
 mod pool;
 mod tcp;
@@ -21,8 +22,9 @@ use surf::http::{Body, Method};
 
 use crate::error::ErrorKind;
 use conn::Conn;
+use exchange::{ExchangeStream, HeadTooLarge, WakeGuard};
 pub(crate) use limit::BodyTooLarge;
-use limit::{HeadLimited, HeadTooLarge, LimitedBody};
+use limit::LimitedBody;
 use pool::{Origin, Pool, ReturnOnEnd};
 use tls::Tls;
 
@@ -111,13 +113,11 @@ impl HttpClient for Transport {
             None => self.open(&origin).await?,
         };
 
-        // Bounded until the head is parsed: async-h1 would buffer a head with no line
-        // break without end.
-        let head_limited = HeadLimited::new(conn.clone());
-        let mut res = async_h1::client::connect(head_limited.clone(), req)
+        let stream = ExchangeStream::new(conn.clone());
+        let mut res = async_h1::client::connect(stream.clone(), req)
             .await
             .map_err(|e| TransportError::protocol(describe_exchange_error(&e)))?;
-        head_limited.head_read();
+        stream.head_read();
 
         let keep_alive = !res
             .header(CONNECTION)
@@ -143,7 +143,8 @@ impl HttpClient for Transport {
             .into());
         }
         let announced = res.len().map(|len| len as u64);
-        let body = LimitedBody::new(res.take_body(), self.body_limit, announced);
+        let body = WakeGuard::new(res.take_body(), stream);
+        let body = LimitedBody::new(body, self.body_limit, announced);
         let home = keep_alive.then(|| (self.pool.clone(), origin, conn));
         // No length on the outer body: http-types stops reading at a known length without
         // asking the reader below, and then the end would never be seen.

@@ -99,11 +99,12 @@ impl<R> ReturnOnEnd<R> {
     pub(crate) fn new(inner: R, home: Option<(Pool, Origin, Conn)>) -> Self {
         ReturnOnEnd { inner, home }
     }
+}
 
-    fn reached_end(&mut self) {
-        if let Some((pool, origin, conn)) = self.home.take() {
-            pool.checkin(origin, conn);
-        }
+/// Gives the connection back, the first time the body reports its end.
+fn reached_end(home: &mut Option<(Pool, Origin, Conn)>) {
+    if let Some((pool, origin, conn)) = home.take() {
+        pool.checkin(origin, conn);
     }
 }
 
@@ -115,7 +116,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for ReturnOnEnd<R> {
     ) -> Poll<io::Result<usize>> {
         let n = ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
         if n == 0 && !buf.is_empty() {
-            self.reached_end();
+            reached_end(&mut self.home);
         }
         Poll::Ready(Ok(n))
     }
@@ -126,9 +127,7 @@ impl<R: AsyncBufRead + Unpin> AsyncBufRead for ReturnOnEnd<R> {
         let this = self.get_mut();
         let chunk = ready!(Pin::new(&mut this.inner).poll_fill_buf(cx))?;
         if chunk.is_empty() {
-            if let Some((pool, origin, conn)) = this.home.take() {
-                pool.checkin(origin, conn);
-            }
+            reached_end(&mut this.home);
         }
         Poll::Ready(Ok(chunk))
     }
