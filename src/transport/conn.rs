@@ -6,31 +6,69 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
+use async_io::Async;
 use async_native_tls::TlsStream;
-use async_std::net::TcpStream;
 use futures::io::{AsyncRead, AsyncWrite};
 use futures::FutureExt;
+
+/// A TCP socket on async-io's reactor (the one async-std runs on), shared by handles.
+#[derive(Debug, Clone)]
+pub(crate) struct Tcp(Arc<Async<std::net::TcpStream>>);
+
+impl Tcp {
+    pub(crate) fn new(socket: Async<std::net::TcpStream>) -> Self {
+        Tcp(Arc::new(socket))
+    }
+}
+
+impl AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_close(cx)
+    }
+}
 
 /// A connection. Cloning is cheap and yields a handle to the same socket: async-h1 takes
 /// one handle into the response body, and the pool keeps another to reuse the
 /// connection once that body has been read to its end.
 #[derive(Debug, Clone)]
 pub(crate) enum Conn {
-    Plain(TcpStream),
+    Plain(Tcp),
     // The TLS state machine is not shareable, so the handles take turns behind a lock;
     // only one request ever uses a connection at a time, so the lock is never contended.
-    Tls(Arc<Mutex<TlsStream<TcpStream>>>),
+    Tls(Arc<Mutex<TlsStream<Tcp>>>),
 }
 
 impl Conn {
-    pub(crate) fn tls(stream: TlsStream<TcpStream>) -> Self {
+    pub(crate) fn tls(stream: TlsStream<Tcp>) -> Self {
         Conn::Tls(Arc::new(Mutex::new(stream)))
     }
 
     /// Whether an idle connection can no longer carry a request: the server closed it,
     /// or sent something unasked. Checks without waiting.
     pub(crate) fn is_stale(&self) -> bool {
-        let tcp = match self {
+        let Tcp(tcp) = match self {
             Conn::Plain(tcp) => tcp.clone(),
             Conn::Tls(tls) => lock(tls).get_ref().clone(),
         };
@@ -38,9 +76,22 @@ impl Conn {
         // Nothing to read yet (the future is pending) is the only healthy answer.
         tcp.peek(&mut byte).now_or_never().is_some()
     }
+
+    /// Waits until a plain connection has something to read (or is closed), without a
+    /// buffer. A TLS connection returns at once: its layer may hold decrypted bytes
+    /// already.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        if let Conn::Plain(Tcp(tcp)) = self {
+            let mut byte = [0u8; 1];
+            // An error (a reset) is reported once, so it is passed on; an end of stream is
+            // left for the head's reader to report.
+            tcp.peek(&mut byte).await?;
+        }
+        Ok(())
+    }
 }
 
-fn lock(tls: &Mutex<TlsStream<TcpStream>>) -> MutexGuard<'_, TlsStream<TcpStream>> {
+fn lock(tls: &Mutex<TlsStream<Tcp>>) -> MutexGuard<'_, TlsStream<Tcp>> {
     // A panic while holding the lock cannot leave the stream half-updated in a way the
     // next caller could not see as an I/O error, so a poisoned lock is still usable.
     tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

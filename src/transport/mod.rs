@@ -22,7 +22,7 @@ use surf::http::{Body, Method};
 
 use crate::error::ErrorKind;
 use conn::Conn;
-use exchange::{ExchangeStream, HeadTooLarge, WakeGuard};
+use exchange::{exchange, ExchangeStream, HeadTooLarge, WakeGuard};
 pub(crate) use limit::BodyTooLarge;
 use limit::LimitedBody;
 use pool::{Origin, Pool, ReturnOnEnd};
@@ -114,7 +114,7 @@ impl HttpClient for Transport {
         };
 
         let stream = ExchangeStream::new(conn.clone());
-        let mut res = async_h1::client::connect(stream.clone(), req)
+        let mut res = exchange(stream.clone(), req)
             .await
             .map_err(|e| TransportError::protocol(describe_exchange_error(&e)))?;
         stream.head_read();

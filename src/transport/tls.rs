@@ -1,8 +1,8 @@
 //! TLS through the system's OpenSSL (native-tls), with extra trusted roots.
 
 use async_native_tls::{Certificate, TlsConnector, TlsStream};
-use async_std::net::TcpStream;
 
+use super::conn::Tcp;
 use super::TransportError;
 
 /// Makes TLS handshakes trusting the system's roots plus the client's extra ones.
@@ -23,8 +23,8 @@ impl Tls {
     pub(crate) async fn handshake(
         &self,
         domain: &str,
-        tcp: TcpStream,
-    ) -> Result<TlsStream<TcpStream>, TransportError> {
+        tcp: Tcp,
+    ) -> Result<TlsStream<Tcp>, TransportError> {
         self.connector.connect(domain, tcp).await.map_err(|e| {
             let detail = e.to_string();
             if detail.contains("certificate verify failed") {
