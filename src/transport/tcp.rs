@@ -53,7 +53,7 @@ async fn connect_one(addr: SocketAddr) -> io::Result<Tcp> {
         Err(e) if in_progress(&e) => socket.peer_addr().is_err(),
         Err(e) => return Err(e),
     };
-    let stream = Async::new(std::net::TcpStream::from(socket))?;
+    let stream = Async::new_nonblocking(std::net::TcpStream::from(socket))?;
     if under_way {
         stream.writable().await?;
         if let Some(e) = stream.get_ref().take_error()? {
