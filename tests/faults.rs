@@ -112,13 +112,14 @@ fn sends_then_stalls(head: &'static [u8]) -> RawServer {
     })
 }
 
-/// A server that reads each request and writes `reply` one byte every 100 ms.
-fn trickles(reply: &'static [u8]) -> RawServer {
+/// A server that reads each request, writes `at_once`, then `trickled` one byte every
+/// 100 ms.
+fn trickles(at_once: &'static [u8], trickled: &'static [u8]) -> RawServer {
     RawServer::start(move |mut stream| async move {
-        if read_request(&mut stream).await.is_none() {
+        if read_request(&mut stream).await.is_none() || stream.write_all(at_once).await.is_err() {
             return;
         }
-        for byte in reply.chunks(1) {
+        for byte in trickled.chunks(1) {
             if stream.write_all(byte).await.is_err() {
                 return;
             }
@@ -194,21 +195,10 @@ fn a_body_that_stalls_halfway_times_out_while_reading_the_body() {
 #[test]
 fn a_body_trickled_a_byte_at_a_time_is_cut_short_by_the_timeout() {
     // 60 bytes at 100 ms each: 6 s, far past the timeout, with progress all along.
-    let server = RawServer::start(|mut stream| async move {
-        let body = [b' '; 60];
-        let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
-        if read_request(&mut stream).await.is_none()
-            || stream.write_all(head.as_bytes()).await.is_err()
-        {
-            return;
-        }
-        for byte in body.chunks(1) {
-            if stream.write_all(byte).await.is_err() {
-                return;
-            }
-            task::sleep(Duration::from_millis(100)).await;
-        }
-    });
+    let server = trickles(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 60\r\n\r\n",
+        &[b' '; 60],
+    );
     let faulty = Endpoint::get("trickle_body", server.url("/")).timeout(LIMIT);
     let outcome = beside_a_healthy_call(&Client::new(), faulty);
     assert_timed_out(&outcome, LIMIT, "while reading the response body");
@@ -217,7 +207,7 @@ fn a_body_trickled_a_byte_at_a_time_is_cut_short_by_the_timeout() {
 #[test]
 fn a_head_trickled_a_byte_at_a_time_is_cut_short_by_the_timeout() {
     // 41 bytes at 100 ms each: 4 s, far past the timeout.
-    let server = trickles(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
+    let server = trickles(b"", b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
     let faulty = Endpoint::get("trickle_head", server.url("/")).timeout(LIMIT);
     let outcome = beside_a_healthy_call(&Client::new(), faulty);
     assert_timed_out(&outcome, LIMIT, "waiting for the response");
