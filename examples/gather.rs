@@ -6,8 +6,8 @@
 //! cargo run --example gather -- --config FILE     # the endpoints of a JSON file
 //! cargo run --example gather -- --serve           # only serve four stubs on ports 30001-30004
 //! ```
-//! Exit status: 0 when every endpoint got a reply, 1 when any failed, 2 for a usage or
-//! configuration error.
+//! Exit status: 0 when every endpoint got a reply, 1 when any failed, 2 when it could not
+//! start (a usage or configuration error, or a port it could not listen on).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -29,7 +29,9 @@ tmp_1..tmp_4 from them: the batch takes about 4 s, not 10.
 
 OPTIONS:
     --config FILE   gather the endpoints of FILE, a JSON object of name -> {protocol,
-                    host, port, route, content_type, time_out, data} (or {url, ...}),
+                    host, port, route, content_type, time_out, data}, or {url, ...}
+                    instead of protocol/host/port/route; optional: method (POST),
+                    content_type (application/json), time_out (50 s), data, headers.
                     e.g. examples/endpoints.json
     --json          print the report as one line of JSON instead of one line per result
     --serve         only run four stubs on 127.0.0.1:30001-30004 until interrupted
@@ -38,7 +40,7 @@ OPTIONS:
 EXIT STATUS:
     0  every endpoint got a reply (any HTTP status)
     1  at least one endpoint failed (timeout, connect, protocol, decode, ...)
-    2  usage or configuration error";
+    2  it could not start: usage or configuration error, or a port it could not listen on";
 
 /// What the command line asked for. Four flags: a hand-written match is enough.
 #[derive(Debug, Default)]

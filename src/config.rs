@@ -19,11 +19,16 @@
 //! entry never stops the batch.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::net::Ipv6Addr;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
+use surf::http::url::Host;
 use surf::http::Method;
 
 use crate::endpoint::Endpoint;
@@ -43,8 +48,11 @@ const FIELDS: &[&str] = &[
 ];
 
 /// Why endpoints could not be loaded: names the file, and the endpoint and field where
-/// there is one, e.g. `endpoints.json: tmp_3: field `time_out`: expected seconds as a
-/// number, found string "soon"`.
+/// there is one, e.g.
+///
+/// ```text
+/// endpoints.json: tmp_3: field `time_out`: expected seconds as a number, found string "soon"
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
     source_name: String,
@@ -96,13 +104,13 @@ impl std::error::Error for LoadError {}
 
 /// A fault inside one endpoint's object, before the file and endpoint are attached.
 struct FieldError {
-    field: Option<&'static str>,
+    field: Option<String>,
     message: String,
 }
 
 fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
     FieldError {
-        field: Some(field),
+        field: Some(field.to_owned()),
         message: message.into(),
     }
 }
@@ -145,9 +153,10 @@ pub fn load_endpoints(path: impl AsRef<Path>) -> Result<Vec<Endpoint>, LoadError
 /// assert_eq!(err.to_string(), r#"inline: a: field `time_out`: expected seconds as a number, found string "soon""#);
 /// ```
 pub fn parse_endpoints(json: &str, source_name: &str) -> Result<Vec<Endpoint>, LoadError> {
-    let document: Value = serde_json::from_str(json)
-        .map_err(|e| LoadError::whole(source_name, format!("not valid JSON ({e})")))?;
-    let Value::Object(entries) = document else {
+    let not_json =
+        |e: serde_json::Error| LoadError::whole(source_name, format!("not valid JSON ({e})"));
+    let document: Value = serde_json::from_str(json).map_err(not_json)?;
+    if !document.is_object() {
         return Err(LoadError::whole(
             source_name,
             format!(
@@ -155,38 +164,92 @@ pub fn parse_endpoints(json: &str, source_name: &str) -> Result<Vec<Endpoint>, L
                 describe(&document)
             ),
         ));
-    };
+    }
+    // Read again as entries: a name written twice is two endpoints, each with its own
+    // outcome, where a map would silently keep one.
+    let Entries(entries) = serde_json::from_str::<Entries<Spec>>(json).map_err(not_json)?;
     entries
-        .iter()
+        .into_iter()
         .map(|(name, spec)| {
-            endpoint_from_json(name, spec).map_err(|e| LoadError {
+            endpoint_from_json(&name, spec).map_err(|e| LoadError {
                 source_name: source_name.to_owned(),
-                endpoint: Some(name.clone()),
-                field: e.field.map(str::to_owned),
+                endpoint: Some(name),
+                field: e.field,
                 message: e.message,
             })
         })
         .collect()
 }
 
-fn endpoint_from_json(name: &str, spec: &Value) -> Result<Endpoint, FieldError> {
-    let Value::Object(fields) = spec else {
-        return Err(FieldError {
-            field: None,
-            message: format!("expected an object of fields, found {}", describe(spec)),
-        });
+/// One endpoint as written: an object's fields, repeats included, or any other JSON.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Spec {
+    Fields(Entries<Value>),
+    Other(Value),
+}
+
+/// A JSON object's entries in written order, repeated keys included.
+struct Entries<V>(Vec<(String, V)>);
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntriesVisitor<V>(PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<V> {
+            type Value = Entries<V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<V>, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+
+        deserializer.deserialize_map(EntriesVisitor(PhantomData))
+    }
+}
+
+/// The fields of an endpoint, refusing a field written twice: which one was meant?
+fn fields_of(spec: Spec) -> Result<Map<String, Value>, FieldError> {
+    let entries = match spec {
+        Spec::Fields(Entries(entries)) => entries,
+        Spec::Other(value) => {
+            return Err(FieldError {
+                field: None,
+                message: format!("expected an object of fields, found {}", describe(&value)),
+            })
+        }
     };
+    let mut fields = Map::new();
+    for (field, value) in entries {
+        if fields.contains_key(&field) {
+            return Err(FieldError {
+                field: Some(field),
+                message: "given twice".to_owned(),
+            });
+        }
+        fields.insert(field, value);
+    }
+    Ok(fields)
+}
+
+fn endpoint_from_json(name: &str, spec: Spec) -> Result<Endpoint, FieldError> {
+    let fields = &fields_of(spec)?;
     if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(FieldError {
-            field: None,
-            message: format!(
-                "unknown field `{unknown}` (expected one of {})",
-                FIELDS.join(", ")
-            ),
+            field: Some(unknown.clone()),
+            message: format!("unknown field (expected one of {})", FIELDS.join(", ")),
         });
     }
 
-    let url = match optional_str(fields, "url")? {
+    let (url, parts_problem) = match optional_str(fields, "url")? {
         Some(url) => {
             if let Some(clash) = ["protocol", "host", "port", "route"]
                 .into_iter()
@@ -197,26 +260,25 @@ fn endpoint_from_json(name: &str, spec: &Value) -> Result<Endpoint, FieldError> 
                     "give either `url` or protocol/host/port/route, not both",
                 ));
             }
-            url.to_owned()
+            (url.to_owned(), None)
         }
         None => {
             let protocol = required_str(fields, "protocol")?;
             let host = required_str(fields, "host")?;
             let port = port_text(fields)?;
             let route = required_str(fields, "route")?;
-            format!("{protocol}://{host}:{port}{route}")
+            url_from_parts(protocol, host, &port, route)
         }
     };
 
     let method_name = optional_str(fields, "method")?.unwrap_or("POST");
     let method = Method::from_str(&method_name.to_ascii_uppercase()).ok();
     let mut endpoint = Endpoint::new(name, method.unwrap_or(Method::Post), &url);
+    if let Some(problem) = parts_problem {
+        endpoint.replace_problem(problem);
+    }
     if method.is_none() {
         endpoint.note_problem(format!("unknown HTTP method `{method_name}`"));
-    }
-    // Said in port terms rather than as the URL parser's "invalid port number".
-    if let Some(problem) = port_problem(fields) {
-        endpoint.replace_problem(problem);
     }
     if let Some(content_type) = optional_str(fields, "content_type")? {
         endpoint = endpoint.content_type(content_type);
@@ -271,7 +333,8 @@ fn timeout_from_json(value: &Value) -> Result<Duration, FieldError> {
     })
 }
 
-/// The port as it goes into the URL: the seed writes it as a string, JSON users as a number.
+/// The port as it goes into the URL: the original client's files write it as a string,
+/// JSON users as a number.
 fn port_text(fields: &Map<String, Value>) -> Result<String, FieldError> {
     match fields.get("port") {
         None => Err(field_error("port", "missing (or give `url` instead)")),
@@ -284,18 +347,32 @@ fn port_text(fields: &Map<String, Value>) -> Result<String, FieldError> {
     }
 }
 
-/// A well-typed port that is no port number makes the endpoint invalid, not the file.
-fn port_problem(fields: &Map<String, Value>) -> Option<String> {
-    let text = match fields.get("port")? {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.clone(),
-        _ => return None,
+/// The URL of the original client's parts, and the first part that cannot be in one.
+/// Each part is checked on its own: pasted together, a host `a/b` would silently become
+/// a path and a route `api` would be blamed on the port.
+fn url_from_parts(protocol: &str, host: &str, port: &str, route: &str) -> (String, Option<String>) {
+    // An IPv6 address goes into a URL in brackets; the original files write it bare.
+    let bracketed = match host.parse::<Ipv6Addr>() {
+        Ok(ip) => format!("[{ip}]"),
+        Err(_) => host.to_owned(),
     };
-    match text.parse::<u64>() {
-        Ok(port) if port <= u64::from(u16::MAX) => None,
-        Ok(port) => Some(format!("port {port} is out of range (0-65535)")),
-        Err(_) => Some(format!("port `{text}` is not a whole number")),
-    }
+    let parsed_host = Host::parse(&bracketed);
+    let url = match &parsed_host {
+        Ok(parsed) => format!("{protocol}://{parsed}:{port}{route}"),
+        Err(_) => format!("{protocol}://{host}:{port}{route}"),
+    };
+    let problem = match (parsed_host, port.parse::<u64>()) {
+        (Err(e), _) => Some(format!(
+            "host `{host}` is not a host name or IP address ({e})"
+        )),
+        (_, Ok(port)) if port > u64::from(u16::MAX) => {
+            Some(format!("port {port} is out of range (0-65535)"))
+        }
+        (_, Err(_)) => Some(format!("port `{port}` is not a whole number")),
+        _ if !route.starts_with('/') => Some(format!("route `{route}` must start with `/`")),
+        _ => None,
+    };
+    (url, problem)
 }
 
 fn required_str<'a>(

@@ -141,7 +141,8 @@ impl Endpoint {
         self.url.as_ref()
     }
 
-    /// The `Content-Type` sent with the body.
+    /// The `Content-Type` sent with the body (set with [`content_type`](Self::content_type)).
+    #[doc(alias = "get_content_type")]
     pub fn media_type(&self) -> &str {
         &self.content_type
     }
@@ -156,7 +157,8 @@ impl Endpoint {
         self.data.as_ref()
     }
 
-    /// How long the whole call may take.
+    /// How long the whole call may take (set with [`timeout`](Self::timeout)).
+    #[doc(alias = "get_timeout")]
     pub fn time_limit(&self) -> Duration {
         self.timeout
     }

@@ -41,7 +41,9 @@ impl Outcome {
     }
 
     /// The outcome as JSON: `{"name", "status", "body", "elapsed_s"}` for a reply,
-    /// `{"name", "error": {"kind", "message"}, "elapsed_s"}` for a failure.
+    /// `{"name", "error": {"kind", "message"}, "elapsed_s"}` for a failure, where
+    /// `message` is the error's whole text, endpoint name first, so it stands on its own
+    /// when copied into a log.
     pub fn to_json(&self) -> Value {
         let elapsed_s = self.elapsed.as_secs_f64();
         match &self.result {

@@ -148,7 +148,7 @@ fn a_bad_config_file_exits_2_with_one_line_naming_the_problem() {
         (
             "unknown.json",
             r#"{"e": {"url": "http://h/", "routes": "/"}}"#,
-            "e: unknown field `routes`",
+            "e: field `routes`: unknown field (expected one of ",
         ),
     ];
     for (name, contents, expected) in cases {

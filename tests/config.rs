@@ -152,9 +152,10 @@ fn an_unknown_field_is_refused_by_name() {
     let err = load_error(r#"{"e": {"url": "http://x/", "time_outt": 5}}"#);
     assert!(
         err.to_string()
-            .starts_with("test.json: e: unknown field `time_outt` (expected one of "),
+            .starts_with("test.json: e: field `time_outt`: unknown field (expected one of "),
         "{err}"
     );
+    assert_eq!(err.field(), Some("time_outt"));
 }
 
 #[test]
@@ -209,4 +210,61 @@ fn a_well_typed_endpoint_with_a_bad_url_loads_but_is_invalid() {
     assert_eq!(problems[2], "port `eighty` is not a whole number");
     assert_eq!(problems[3], "unknown HTTP method `FETCH`");
     assert_eq!(problems[4], "");
+}
+
+#[test]
+fn a_name_written_twice_is_two_endpoints_in_written_order() {
+    let endpoints = parse_endpoints(
+        r#"{"twin": {"url": "http://127.0.0.1:1/"}, "solo": {"url": "http://127.0.0.1:2/"},
+            "twin": {"url": "http://127.0.0.1:3/"}}"#,
+        "t",
+    )
+    .expect("loads");
+    let loaded: Vec<_> = endpoints
+        .iter()
+        .map(|e| (e.name(), e.url().and_then(|u| u.port())))
+        .collect();
+    assert_eq!(
+        loaded,
+        [("twin", Some(1)), ("solo", Some(2)), ("twin", Some(3))]
+    );
+}
+
+#[test]
+fn a_field_written_twice_is_refused() {
+    let err = load_error(r#"{"e": {"url": "http://x/", "time_out": 1, "time_out": 2}}"#);
+    assert_eq!(
+        err.to_string(),
+        "test.json: e: field `time_out`: given twice"
+    );
+}
+
+#[test]
+fn each_url_part_is_checked_on_its_own() {
+    let endpoints = parse_endpoints(
+        r#"{
+            "slash": {"protocol": "http", "host": "a/b", "port": 80, "route": "/api"},
+            "route": {"protocol": "http", "host": "h", "port": 80, "route": "api"},
+            "v6": {"protocol": "http", "host": "::1", "port": 8080, "route": "/api"}
+        }"#,
+        "t",
+    )
+    .expect("well-typed entries load");
+    assert!(
+        endpoints[0]
+            .problem()
+            .unwrap_or("")
+            .starts_with("host `a/b` is not a host name or IP address"),
+        "{:?}",
+        endpoints[0].problem()
+    );
+    assert_eq!(
+        endpoints[1].problem(),
+        Some("route `api` must start with `/`")
+    );
+    assert_eq!(endpoints[2].problem(), None);
+    assert_eq!(
+        endpoints[2].url().map(|u| u.as_str()),
+        Some("http://[::1]:8080/api")
+    );
 }
