@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_lock::Semaphore;
@@ -15,12 +15,12 @@ use surf::http::{Body, Request};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind};
 use crate::report::{Outcome, Reply, Report};
-use crate::transport::{BodyTooLarge, Transport, TransportError};
+use crate::transport::{BodyTooLarge, Progress, Transport, TransportError};
 
 /// The largest response body read by default: 16 MiB.
 pub const DEFAULT_BODY_LIMIT: u64 = 16 * 1024 * 1024;
 
-/// How long an idle keep-alive connection is kept by default: 90 s.
+/// How long after its last use an idle connection may be reused, by default: 90 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Makes HTTP calls and gathers batches of them.
@@ -64,7 +64,7 @@ impl Default for Client {
 
 impl Client {
     /// A client with the defaults: every call of a batch at once, a 16 MiB body limit,
-    /// idle connections kept for 90 s, the system's trusted roots.
+    /// idle connections reused for up to 90 s, the system's trusted roots.
     pub fn new() -> Self {
         ClientBuilder::new().build_with(Vec::new())
     }
@@ -88,7 +88,8 @@ impl Client {
     /// and closes their connections.
     ///
     /// **Cost:** one future per endpoint, polled by a single `join_all`, so no task is
-    /// spawned and no runtime is required; one connection per call in flight (idle ones
+    /// spawned and no runtime is required (a host name is resolved on async-std's
+    /// blocking thread pool, which starts itself); one connection per call in flight (idle ones
     /// are reused); bodies are read into one buffer each, up to the body limit. With
     /// [`ClientBuilder::concurrency`] set, at most that many calls are in flight, and a
     /// call's timeout starts when it gets its turn, not while it waits.
@@ -142,18 +143,12 @@ impl Client {
                 problem,
             )),
             None => {
-                let reading_body = AtomicBool::new(false);
+                let progress = Arc::new(Progress::default());
                 let limit = endpoint.time_limit();
-                match async_std::future::timeout(limit, self.exchange(endpoint, &reading_body))
-                    .await
-                {
+                match async_std::future::timeout(limit, self.exchange(endpoint, &progress)).await {
                     Ok(result) => result,
                     Err(_) => {
-                        let phase = if reading_body.load(Ordering::Relaxed) {
-                            "while reading the response body"
-                        } else {
-                            "waiting for the response"
-                        };
+                        let phase = progress.phase();
                         let message = format!("timed out after {} {phase}", seconds(limit));
                         Err(Error::new(ErrorKind::Timeout, endpoint.name(), message))
                     }
@@ -167,24 +162,22 @@ impl Client {
         }
     }
 
-    /// Sends the request and reads the reply; `reading_body` tells a timeout which
-    /// phase it cut short.
+    /// Sends the request and reads the reply; `progress` tells a timeout which phase it
+    /// cut short.
     async fn exchange(
         &self,
         endpoint: &Endpoint,
-        reading_body: &AtomicBool,
+        progress: &Arc<Progress>,
     ) -> Result<Reply, Error> {
         let name = endpoint.name();
-        let mut res = self
-            .http
-            .send(request_for(endpoint)?)
-            .await
-            .map_err(|e| classify(name, None, &e))?;
-        reading_body.store(true, Ordering::Relaxed);
+        let mut req = request_for(endpoint)?;
+        req.ext_mut().insert(progress.clone());
+        let mut res = self.http.send(req).await.map_err(|e| classify(name, &e))?;
+        progress.reading_body();
         let status = u16::from(res.status());
 
-        // Sized from Content-Length so the body is read with no regrowing copies; the
-        // transport has already refused anything announced over the limit.
+        // Sized from Content-Length so the body is read with no regrowing copies; at most
+        // 1 MiB up front, as the body limit is only checked on the first read.
         let capacity = res
             .header("content-length")
             .and_then(|v| v.as_str().parse::<usize>().ok());
@@ -214,7 +207,7 @@ impl Client {
 }
 
 /// The surf request for an endpoint that has no problem.
-fn request_for(endpoint: &Endpoint) -> Result<surf::Request, Error> {
+fn request_for(endpoint: &Endpoint) -> Result<Request, Error> {
     let url = endpoint.url().cloned().ok_or_else(|| {
         Error::new(
             ErrorKind::InvalidEndpoint,
@@ -239,18 +232,18 @@ fn request_for(endpoint: &Endpoint) -> Result<surf::Request, Error> {
         // Names and values were checked when the endpoint was built, so these cannot fail.
         req.append_header(name.as_str(), value.as_str());
     }
-    Ok(req.into())
+    Ok(req)
 }
 
 /// Turns a surf error into our kinds: the transport's own errors carry their kind.
-fn classify(name: &str, status: Option<u16>, err: &surf::Error) -> Error {
-    let error = match err.downcast_ref::<TransportError>() {
+fn classify(name: &str, err: &surf::Error) -> Error {
+    match err.downcast_ref::<TransportError>() {
         Some(t) => Error::new(t.kind, name, t.message.clone()),
-        None => Error::new(ErrorKind::Protocol, name, err.to_string()),
-    };
-    match status {
-        Some(status) => error.with_status(status),
-        None => error,
+        None => Error::new(
+            ErrorKind::Protocol,
+            name,
+            format!("the request failed ({err})"),
+        ),
     }
 }
 
@@ -292,9 +285,11 @@ fn seconds(d: Duration) -> String {
 /// let client = fanout::Client::builder()
 ///     .concurrency(100)
 ///     .body_limit(1024 * 1024)
-///     .build()
-///     .unwrap();
-/// # drop(client);
+///     .build();
+/// assert!(client.is_ok());
+///
+/// let refused = fanout::Client::builder().add_root_certificate(&b"not PEM"[..]).build();
+/// assert!(refused.unwrap_err().to_string().starts_with("root certificate #1"));
 /// ```
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
@@ -336,8 +331,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How long an idle keep-alive connection is kept for reuse (default 90 s); zero
-    /// turns reuse off.
+    /// How long after its last use an idle keep-alive connection may still be reused
+    /// (default 90 s); older ones are closed when next come across. Zero turns reuse off.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self

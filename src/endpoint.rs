@@ -95,16 +95,27 @@ impl Endpoint {
         self
     }
 
-    /// Adds a request header. A name that is not an HTTP token, or a value with a line
-    /// break or a non-ASCII byte, makes the endpoint invalid.
+    /// Adds a request header. `Content-Type` is the same as
+    /// [`content_type`](Self::content_type). A name that is not an HTTP token, a value
+    /// with a line break or a non-ASCII byte, or a header the transport writes itself
+    /// (`Host`, `Content-Length`, `Transfer-Encoding`, `Connection`) makes the endpoint
+    /// invalid, and the header is not kept.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
-        if let Err(problem) =
-            check_header_name(&name).and_then(|()| check_header_value(&name, &value))
-        {
-            self.note_problem(problem);
+        match check_header_name(&name).and_then(|()| check_header_value(&name, &value)) {
+            Err(problem) => self.note_problem(problem),
+            Ok(()) if name.eq_ignore_ascii_case("content-type") => return self.content_type(value),
+            // A second framing header beside the transport's own would let the server
+            // misread where the request ends.
+            Ok(())
+                if TRANSPORT_HEADERS
+                    .iter()
+                    .any(|h| name.eq_ignore_ascii_case(h)) =>
+            {
+                self.note_problem(format!("header `{name}` is set by the transport"));
+            }
+            Ok(()) => self.headers.push((name, value)),
         }
-        self.headers.push((name, value));
         self
     }
 
@@ -169,6 +180,9 @@ impl Endpoint {
     }
 }
 
+/// Headers the transport writes for every request, which an endpoint may not set.
+const TRANSPORT_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
+
 fn parse_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("malformed url `{text}` ({e})"))?;
     match url.scheme() {
@@ -178,9 +192,6 @@ fn parse_url(text: &str) -> Result<Url, String> {
                 "unsupported protocol `{other}` in `{text}` (expected http or https)"
             ))
         }
-    }
-    if url.host().is_none() {
-        return Err(format!("url `{text}` has no host"));
     }
     Ok(url)
 }
@@ -226,6 +237,21 @@ mod tests {
             .problem()
             .unwrap_or_default()
             .contains("not a valid HTTP token"));
+    }
+
+    #[test]
+    fn a_framing_header_is_refused_and_content_type_is_the_content_type() {
+        let ep = Endpoint::post("e", "http://127.0.0.1/").header("Transfer-Encoding", "chunked");
+        assert_eq!(
+            ep.problem(),
+            Some("header `Transfer-Encoding` is set by the transport")
+        );
+        assert!(ep.headers().is_empty());
+        let ep = Endpoint::post("e", "http://127.0.0.1/").header("content-type", "text/plain");
+        assert_eq!(
+            (ep.media_type(), ep.headers().len(), ep.problem()),
+            ("text/plain", 0, None)
+        );
     }
 
     #[test]

@@ -43,7 +43,8 @@ impl Outcome {
     /// The outcome as JSON: `{"name", "status", "body", "elapsed_s"}` for a reply,
     /// `{"name", "error": {"kind", "message"}, "elapsed_s"}` for a failure, where
     /// `message` is the error's whole text, endpoint name first, so it stands on its own
-    /// when copied into a log.
+    /// when copied into a log; the error also has `status` and `body_prefix` when the
+    /// reply got that far (a `decode` error keeps both).
     pub fn to_json(&self) -> Value {
         let elapsed_s = self.elapsed.as_secs_f64();
         match &self.result {
@@ -53,11 +54,18 @@ impl Outcome {
                 "body": reply.body,
                 "elapsed_s": elapsed_s,
             }),
-            Err(err) => json!({
-                "name": self.name,
-                "error": {"kind": err.kind().as_str(), "message": err.to_string()},
-                "elapsed_s": elapsed_s,
-            }),
+            Err(err) => {
+                let mut error = json!({"kind": err.kind().as_str(), "message": err.to_string()});
+                // What a failed reply did say: the status, and the start of a body that
+                // was not JSON.
+                if let Some(status) = err.status() {
+                    error["status"] = status.into();
+                }
+                if let Some(prefix) = err.body_prefix() {
+                    error["body_prefix"] = prefix.into();
+                }
+                json!({"name": self.name, "error": error, "elapsed_s": elapsed_s})
+            }
         }
     }
 }

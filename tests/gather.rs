@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{closed_port_url, http_response, stub, RawServer};
+use common::{stub, RawServer};
 use fanout::{Client, Endpoint, ErrorKind, Report};
 use serde_json::json;
 
@@ -96,57 +96,6 @@ fn a_timeout_costs_only_its_own_call() {
 }
 
 #[test]
-fn a_refused_connection_is_a_connect_error() {
-    let server = stub();
-    let endpoints = [
-        Endpoint::post("down", closed_port_url()),
-        sleeper("up", &server.url(), 0.0),
-    ];
-    let report = gather(&endpoints);
-    let err = report.outcomes[0].error().expect("nothing listens there");
-    assert_eq!(err.kind(), ErrorKind::Connect);
-    assert!(
-        err.to_string()
-            .starts_with("down: connection refused by 127.0.0.1:"),
-        "{err}"
-    );
-    assert_eq!(report.outcomes[1].reply().map(|r| r.status), Some(200));
-}
-
-#[test]
-fn a_body_that_is_not_json_keeps_its_status_and_start() {
-    let body: &'static [u8] = http_response("200 OK", "text/html", "<html>oops</html>").leak();
-    let server = RawServer::answering(body);
-    let report = gather(&[Endpoint::get("html", server.url("/"))]);
-    let err = report.outcomes[0].error().expect("html is not json");
-    assert_eq!(err.kind(), ErrorKind::Decode);
-    assert_eq!(err.status(), Some(200));
-    assert_eq!(err.body_prefix(), Some("<html>oops</html>"));
-    assert!(
-        err.to_string().starts_with("html: the body is not JSON"),
-        "{err}"
-    );
-}
-
-#[test]
-fn a_500_with_a_json_body_is_a_reply() {
-    let body: &'static [u8] = http_response(
-        "500 Internal Server Error",
-        "application/json",
-        r#"{"error":"boom"}"#,
-    )
-    .leak();
-    let server = RawServer::answering(body);
-    let report = gather(&[Endpoint::get("broken", server.url("/"))]);
-    let reply = report.outcomes[0].reply().expect("a 500 is a reply");
-    assert_eq!(
-        (reply.status, &reply.body),
-        (500, &json!({"error": "boom"}))
-    );
-    assert!(report.all_replied());
-}
-
-#[test]
 fn an_empty_body_reads_as_null() {
     let server = RawServer::answering(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
     let report = gather(&[Endpoint::get("empty", server.url("/"))]);
@@ -177,35 +126,6 @@ fn an_invalid_endpoint_is_reported_without_stopping_the_batch() {
         1,
         "nothing was sent for the invalid ones"
     );
-}
-
-#[test]
-fn duplicate_names_each_get_their_own_outcome() {
-    let server = stub();
-    let url = server.url();
-    let endpoints = [sleeper("same", &url, 0.1), sleeper("same", &url, 0.0)];
-    let report = gather(&endpoints);
-    let sleeps: Vec<_> = report
-        .outcomes
-        .iter()
-        .map(|o| {
-            (
-                o.name.as_str(),
-                o.reply().map(|r| r.body["data"]["sleep_time"].clone()),
-            )
-        })
-        .collect();
-    assert_eq!(
-        sleeps,
-        [("same", Some(json!(0.1))), ("same", Some(json!(0.0)))]
-    );
-}
-
-#[test]
-fn an_empty_batch_gives_an_empty_report() {
-    let report = gather(&[]);
-    assert!(report.outcomes.is_empty());
-    assert!(report.all_replied());
 }
 
 #[test]

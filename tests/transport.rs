@@ -33,9 +33,15 @@ fn sequential_calls_to_one_stub_reuse_one_connection() {
 fn clones_of_a_client_share_its_connections() {
     let server = stub();
     let client = Client::new();
-    let endpoint = Endpoint::post("shared", server.url());
-    assert!(call(&client, &endpoint).reply().is_some());
-    assert!(call(&client.clone(), &endpoint).reply().is_some());
+    let endpoint = Endpoint::post("shared", server.url()).json(json!({"sleep_time": 0}));
+    assert_eq!(
+        call(&client, &endpoint).reply().map(|r| r.status),
+        Some(200)
+    );
+    assert_eq!(
+        call(&client.clone(), &endpoint).reply().map(|r| r.status),
+        Some(200)
+    );
     assert_eq!(server.connections_accepted(), 1);
 }
 
@@ -169,9 +175,12 @@ fn with_a_zero_idle_timeout_no_connection_is_reused() {
         .idle_timeout(Duration::ZERO)
         .build()
         .expect("a valid client");
-    let endpoint = Endpoint::post("fresh", server.url());
+    let endpoint = Endpoint::post("fresh", server.url()).json(json!({"sleep_time": 0}));
     for _ in 0..2 {
-        assert!(call(&client, &endpoint).reply().is_some());
+        assert_eq!(
+            call(&client, &endpoint).reply().map(|r| r.status),
+            Some(200)
+        );
     }
     assert_eq!(server.connections_accepted(), 2);
 }
@@ -206,4 +215,24 @@ fn headers_and_content_type_are_sent_as_given() {
     );
     assert!(request.contains("\r\nx-trace: abc\r\n"), "{request}");
     assert!(request.ends_with("\r\n\r\n{\"k\":\"v\"}"), "{request}");
+}
+
+#[test]
+fn a_connection_idle_past_the_idle_timeout_is_not_reused() {
+    let server = stub();
+    let client = Client::builder()
+        .idle_timeout(Duration::from_millis(100))
+        .build()
+        .expect("a valid client");
+    let endpoint = Endpoint::post("later", server.url()).json(json!({"sleep_time": 0}));
+    assert_eq!(
+        call(&client, &endpoint).reply().map(|r| r.status),
+        Some(200)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        call(&client, &endpoint).reply().map(|r| r.status),
+        Some(200)
+    );
+    assert_eq!(server.connections_accepted(), 2);
 }

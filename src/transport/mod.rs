@@ -13,11 +13,14 @@ mod tls;
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_native_tls::Certificate;
 use http_client::{Error as HttpError, HttpClient, Request, Response};
 use surf::http::headers::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use surf::http::url::Host;
 use surf::http::{Body, Method};
 
 use crate::error::ErrorKind;
@@ -59,6 +62,34 @@ impl fmt::Display for TransportError {
 
 impl std::error::Error for TransportError {}
 
+/// How far a call got, so that a timeout can say what it cut short. The client puts one
+/// in the request's extensions; the transport moves it along.
+#[derive(Debug, Default)]
+pub(crate) struct Progress(AtomicU8);
+
+impl Progress {
+    const CONNECTING: u8 = 0;
+    const WAITING: u8 = 1;
+    const READING_BODY: u8 = 2;
+
+    fn waiting(&self) {
+        self.0.store(Self::WAITING, Ordering::Relaxed);
+    }
+
+    pub(crate) fn reading_body(&self) {
+        self.0.store(Self::READING_BODY, Ordering::Relaxed);
+    }
+
+    /// The phase, in the words of a timeout message.
+    pub(crate) fn phase(&self) -> &'static str {
+        match self.0.load(Ordering::Relaxed) {
+            Self::CONNECTING => "while connecting",
+            Self::WAITING => "waiting for the response",
+            _ => "while reading the response body",
+        }
+    }
+}
+
 /// The `http_client::HttpClient` that surf sends through.
 #[derive(Debug)]
 pub(crate) struct Transport {
@@ -85,9 +116,12 @@ impl Transport {
         if !origin.tls {
             return Ok(Conn::Plain(tcp));
         }
+        // OpenSSL checks an IP address against the certificate only when it is written
+        // bare: `[::1]`, as a URL writes it, would be checked as a host name and fail.
         let domain = match &origin.host {
-            surf::http::url::Host::Domain(name) => name.clone(),
-            ip => ip.to_string(),
+            Host::Domain(name) => name.clone(),
+            Host::Ipv4(ip) => ip.to_string(),
+            Host::Ipv6(ip) => ip.to_string(),
         };
         Ok(Conn::tls(self.tls.handshake(&domain, tcp).await?))
     }
@@ -108,10 +142,14 @@ impl HttpClient for Transport {
                 .ok_or_else(|| TransportError::connect(format!("url `{url}` has no port")))?,
         };
         let is_head = req.method() == Method::Head;
+        let progress = req.ext().get::<Arc<Progress>>().cloned();
         let conn = match self.pool.checkout(&origin) {
             Some(conn) => conn,
             None => self.open(&origin).await?,
         };
+        if let Some(progress) = &progress {
+            progress.waiting();
+        }
 
         let stream = ExchangeStream::new(conn.clone());
         let mut res = exchange(stream.clone(), req)

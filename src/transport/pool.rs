@@ -1,7 +1,7 @@
 //! Idle keep-alive connections, per origin, and the body wrapper that gives a connection
 //! back only once its response body has been read to the end.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,7 @@ pub(crate) struct Origin {
 /// batch that finds no idle connection opens its own.
 #[derive(Debug, Clone)]
 pub(crate) struct Pool {
-    idle: Arc<Mutex<HashMap<Origin, Vec<Idle>>>>,
+    idle: Arc<Mutex<HashMap<Origin, VecDeque<Idle>>>>,
     idle_timeout: Duration,
 }
 
@@ -51,7 +51,7 @@ impl Pool {
             let idle = {
                 let mut idle = self.lock();
                 let conns = idle.get_mut(origin)?;
-                let found = conns.pop();
+                let found = conns.pop_back();
                 if conns.is_empty() {
                     idle.remove(origin);
                 }
@@ -64,19 +64,27 @@ impl Pool {
         }
     }
 
-    /// Keeps `conn` for the next call to `origin`.
+    /// Keeps `conn` for the next call to `origin`, and closes that origin's connections
+    /// that have been idle too long. There is no task to sweep in the background (the
+    /// pool must work under any executor), so this is where they are found; the oldest
+    /// are at the front.
     pub(crate) fn checkin(&self, origin: Origin, conn: Conn) {
         if self.idle_timeout.is_zero() {
             return;
         }
         let since = Instant::now();
-        self.lock()
-            .entry(origin)
-            .or_default()
-            .push(Idle { conn, since });
+        let mut idle = self.lock();
+        let conns = idle.entry(origin).or_default();
+        while conns
+            .front()
+            .is_some_and(|oldest| oldest.since.elapsed() >= self.idle_timeout)
+        {
+            conns.pop_front();
+        }
+        conns.push_back(Idle { conn, since });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, Vec<Idle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, VecDeque<Idle>>> {
         // The map is valid after any panic in a holder (each update is one call), so a
         // poisoned lock is still usable.
         self.idle

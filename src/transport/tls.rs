@@ -29,10 +29,10 @@ impl Tls {
             let detail = e.to_string();
             if detail.contains("certificate verify failed") {
                 TransportError::connect(format!(
-                    "TLS handshake with `{domain}` failed: the server's certificate is not trusted ({detail})"
+                    "the server's certificate for `{domain}` is not trusted (TLS handshake: {detail})"
                 ))
             } else {
-                TransportError::connect(format!("TLS handshake with `{domain}` failed ({detail})"))
+                TransportError::connect(format!("the TLS handshake with `{domain}` failed ({detail})"))
             }
         })
     }

@@ -33,8 +33,16 @@ impl RawServer {
         F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let listener = task::block_on(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-            .expect("bind a loopback port");
+        RawServer::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), handler)
+    }
+
+    /// Serves each accepted connection with `handler`, on `addr`.
+    pub fn start_on<F, Fut>(addr: SocketAddr, handler: F) -> RawServer
+    where
+        F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let listener = task::block_on(TcpListener::bind(addr)).expect("bind a loopback port");
         let addr = listener.local_addr().expect("a bound address");
         let accepted = Arc::new(AtomicUsize::new(0));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
