@@ -77,7 +77,7 @@ fn main() -> ExitCode {
             println!("{HELP}");
             return ExitCode::SUCCESS;
         }
-        Err(problem) => return usage_error(&problem),
+        Err(problem) => return cannot_start(&problem),
     };
     if args.serve {
         return serve();
@@ -87,12 +87,12 @@ fn main() -> ExitCode {
     let (endpoints, _stubs) = match &args.config {
         Some(path) => match fanout::load_endpoints(path) {
             Ok(endpoints) => (endpoints, Vec::new()),
-            Err(err) => return usage_error(&err.to_string()),
+            Err(err) => return cannot_start(&err.to_string()),
         },
         None => match demo() {
             Ok(demo) => demo,
             Err(err) => {
-                return usage_error(&format!("cannot start the demo's stub servers ({err})"))
+                return cannot_start(&format!("cannot start the demo's stub servers ({err})"))
             }
         },
     };
@@ -113,7 +113,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The original write-up's demo: tmp_1..tmp_4 sleeping 1-4 s, on stubs of their own.
+/// The original client's demo: tmp_1..tmp_4 sleeping 1-4 s, on stubs of their own.
 fn demo() -> std::io::Result<(Vec<Endpoint>, Vec<Stub>)> {
     let mut endpoints = Vec::new();
     let mut stubs = Vec::new();
@@ -135,7 +135,7 @@ fn serve() -> ExitCode {
                 println!("serving POST {}", stub.url());
                 stubs.push(stub);
             }
-            Err(err) => return usage_error(&format!("cannot listen on 127.0.0.1:{port} ({err})")),
+            Err(err) => return cannot_start(&format!("cannot listen on 127.0.0.1:{port} ({err})")),
         }
     }
     println!("press Ctrl-C to stop");
@@ -143,7 +143,8 @@ fn serve() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn usage_error(problem: &str) -> ExitCode {
+/// Says on one line why it could not start, and exits with status 2.
+fn cannot_start(problem: &str) -> ExitCode {
     eprintln!("gather: {problem}");
     ExitCode::from(2)
 }

@@ -51,8 +51,9 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// How one endpoint's call failed. It displays as `<endpoint>: <what happened>`, e.g.
-/// `tmp_3: timed out after 2 s while reading the response body`.
+/// How one endpoint's call failed. It displays as `<endpoint>: <what happened> (<detail>)`,
+/// the detail where there is one, e.g. `tmp_3: timed out after 2 s while reading the
+/// response body` or `down: could not connect to 10.0.0.5:80 (Network is unreachable)`.
 ///
 /// The details live behind one box so that an `Outcome` stays cheap to move.
 pub struct Error {

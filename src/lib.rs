@@ -28,6 +28,9 @@
 //!
 //! Endpoints can also be loaded from JSON in the original client's shape with
 //! [`load_endpoints`]; `cargo run --example gather` shows the whole thing.
+//!
+//! The examples here start a [`stub::Stub`], the sleeping test server, which needs the
+//! default feature `stub`; an application that only makes calls can turn it off.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
@@ -46,3 +49,8 @@ pub use endpoint::{Endpoint, DEFAULT_CONTENT_TYPE, DEFAULT_TIMEOUT};
 pub use error::{Error, ErrorKind};
 pub use report::{Outcome, Reply, Report};
 pub use surf::http::Method;
+
+// The README's code must compile too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
