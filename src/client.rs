@@ -28,6 +28,9 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// A `Client` owns one `surf::Client` and its pool of keep-alive connections; cloning is
 /// cheap and shares both, so make one and reuse it across batches.
 ///
+/// Redirects are not followed: a 3xx is a reply like any other status, so a redirect
+/// loop costs one request, not a hang.
+///
 /// # Examples
 ///
 /// ```
