@@ -395,16 +395,21 @@ fn a_redirect_loop_is_not_followed_but_returned_as_a_3xx_reply() {
 fn a_4_gib_content_length_is_refused_at_once_without_reading_it() {
     let _turn = heavy_turn();
     let server = sends_then_stalls(b"HTTP/1.1 200 OK\r\ncontent-length: 4294967296\r\n\r\n[1,2,3");
-    let faulty = Endpoint::get("huge", server.url("/")).timeout(PATIENT);
+    assert_cut_at_the_limit(
+        &server,
+        "huge",
+        "the body announced 4294967296 bytes, over the 1048576 byte limit",
+    );
+}
+
+/// Calls `server` with a 1 MiB body limit and checks that the call ends in
+/// `body_too_large` saying `words`, quickly, with the peak memory near the limit.
+fn assert_cut_at_the_limit(server: &RawServer, name: &str, words: &str) {
+    let faulty = Endpoint::get(name, server.url("/")).timeout(PATIENT);
     let before = peak_memory();
     let outcome = beside_a_healthy_call(&client_with_small_body_limit(), faulty);
     let grown = peak_memory() - before;
-    let err = assert_failed(
-        &outcome,
-        ErrorKind::BodyTooLarge,
-        "the body announced 4294967296 bytes, over the 1048576 byte limit",
-        MARGIN,
-    );
+    let err = assert_failed(&outcome, ErrorKind::BodyTooLarge, words, MARGIN);
     assert_eq!(err.status(), Some(200));
     assert!(grown < PEAK_GROWTH, "peak memory grew by {grown} bytes");
 }
@@ -426,18 +431,7 @@ fn an_endless_chunked_body_is_cut_at_the_limit_with_memory_near_it() {
         chunk.extend_from_slice(b"\r\n");
         while stream.write_all(&chunk).await.is_ok() {}
     });
-    let faulty = Endpoint::get("endless", server.url("/")).timeout(PATIENT);
-    let before = peak_memory();
-    let outcome = beside_a_healthy_call(&client_with_small_body_limit(), faulty);
-    let grown = peak_memory() - before;
-    let err = assert_failed(
-        &outcome,
-        ErrorKind::BodyTooLarge,
-        "the body passed the 1048576 byte limit",
-        MARGIN,
-    );
-    assert_eq!(err.status(), Some(200));
-    assert!(grown < PEAK_GROWTH, "peak memory grew by {grown} bytes");
+    assert_cut_at_the_limit(&server, "endless", "the body passed the 1048576 byte limit");
 }
 
 // Endpoints that cannot be reached or sent.

@@ -15,18 +15,20 @@ fn call(client: &Client, endpoint: &Endpoint) -> Outcome {
     async_std::task::block_on(client.call(endpoint))
 }
 
+/// Calls a fresh stub `times` times in a row with `client`, checking each reply, and
+/// says how many connections the stub accepted.
+fn connections_for_calls_in_a_row(client: &Client, times: usize) -> usize {
+    let server = stub();
+    let endpoint = Endpoint::post("again", server.url()).json(json!({"sleep_time": 0}));
+    for _ in 0..times {
+        assert_eq!(call(client, &endpoint).reply().map(|r| r.status), Some(200));
+    }
+    server.connections_accepted()
+}
+
 #[test]
 fn sequential_calls_to_one_stub_reuse_one_connection() {
-    let server = stub();
-    let client = Client::new();
-    let endpoint = Endpoint::post("again", server.url()).json(json!({"sleep_time": 0}));
-    for _ in 0..5 {
-        assert_eq!(
-            call(&client, &endpoint).reply().map(|r| r.status),
-            Some(200)
-        );
-    }
-    assert_eq!(server.connections_accepted(), 1);
+    assert_eq!(connections_for_calls_in_a_row(&Client::new(), 5), 1);
 }
 
 #[test]
@@ -170,19 +172,11 @@ fn a_reply_saying_connection_close_is_not_reused() {
 
 #[test]
 fn with_a_zero_idle_timeout_no_connection_is_reused() {
-    let server = stub();
     let client = Client::builder()
         .idle_timeout(Duration::ZERO)
         .build()
         .expect("a valid client");
-    let endpoint = Endpoint::post("fresh", server.url()).json(json!({"sleep_time": 0}));
-    for _ in 0..2 {
-        assert_eq!(
-            call(&client, &endpoint).reply().map(|r| r.status),
-            Some(200)
-        );
-    }
-    assert_eq!(server.connections_accepted(), 2);
+    assert_eq!(connections_for_calls_in_a_row(&client, 2), 2);
 }
 
 #[test]
