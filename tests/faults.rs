@@ -13,7 +13,7 @@ use async_std::io::prelude::*;
 use async_std::net::TcpStream;
 use async_std::task;
 use common::{closed_port_url, http_response, read_request, stub, RawServer};
-use fanout::{Client, Endpoint, Error, ErrorKind, Outcome, Reply};
+use fanout::{Client, Endpoint, Error, ErrorKind, Method, Outcome, Reply};
 use serde_json::{json, Value};
 
 /// The timeout of a faulty endpoint whose fault only a timeout can end.
@@ -600,4 +600,32 @@ fn a_chunked_end_that_arrives_in_pieces_does_not_stall_the_call() {
         "the call stalled for {:?}",
         outcome.elapsed
     );
+}
+
+#[test]
+fn an_interim_1xx_reply_is_a_protocol_error_not_the_answer() {
+    let server = answers_and_closes(
+        b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}",
+    );
+    let faulty = Endpoint::get("early", server.url("/")).timeout(PATIENT);
+    let outcome = beside_a_healthy_call(&Client::new(), faulty);
+    assert_failed(&outcome, ErrorKind::Protocol, "interim 103 reply", MARGIN);
+}
+
+#[test]
+fn a_head_request_reads_no_body_and_keeps_its_connection() {
+    // A reply to HEAD announces a length but carries no body; reading one would hang.
+    let server = RawServer::answering(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n");
+    let client = Client::new();
+    let endpoint = Endpoint::new("head", Method::Head, server.url("/")).timeout(PATIENT);
+    for _ in 0..2 {
+        let outcome = task::block_on(client.call(&endpoint));
+        assert_eq!(
+            outcome.reply().map(|r| (r.status, r.body.clone())),
+            Some((200, Value::Null)),
+            "{outcome:?}"
+        );
+        assert!(outcome.elapsed < MARGIN, "took {:?}", outcome.elapsed);
+    }
+    assert_eq!(server.connections_accepted(), 1);
 }

@@ -161,7 +161,15 @@ impl HttpClient for Transport {
             .header(CONNECTION)
             .is_some_and(|v| v.iter().any(|v| v.as_str().eq_ignore_ascii_case("close")));
         let status = u16::from(res.status());
-        let bodiless = is_head || (100..200).contains(&status) || status == 204 || status == 304;
+        if (100..200).contains(&status) {
+            // The final reply follows an interim one, and async-h1 has already dropped
+            // whatever of it arrived with the interim head: refuse, and close.
+            return Err(TransportError::protocol(format!(
+                "the server sent an interim {status} reply, which is not supported"
+            ))
+            .into());
+        }
+        let bodiless = is_head || status == 204 || status == 304;
         let framed =
             res.header(CONTENT_LENGTH).is_some() || res.header(TRANSFER_ENCODING).is_some();
         if bodiless {
