@@ -1,5 +1,6 @@
-//! The HTTP/1.1 transport under surf: async-h1 over async-std TCP, native TLS for
-//! `https://`, idle keep-alive connections per origin, and a cap on response bodies.
+//! The HTTP/1.1 transport under surf: async-h1 over TCP sockets on async-io's reactor
+//! (the one async-std runs on), native TLS for `https://`, idle keep-alive connections
+//! per origin, and a cap on response bodies.
 //!
 //! surf's own backends are not used: its `h1-client` pulls tokio in (through deadpool),
 //! and its curl backend aborted the whole process with 5,000 calls in flight.
@@ -160,33 +161,12 @@ impl HttpClient for Transport {
         let keep_alive = !res
             .header(CONNECTION)
             .is_some_and(|v| v.iter().any(|v| v.as_str().eq_ignore_ascii_case("close")));
-        let status = u16::from(res.status());
-        if (100..200).contains(&status) {
-            // The final reply follows an interim one, and async-h1 has already dropped
-            // whatever of it arrived with the interim head: refuse, and close.
-            return Err(TransportError::protocol(format!(
-                "the server sent an interim {status} reply, which is not supported"
-            ))
-            .into());
-        }
-        let bodiless = is_head || status == 204 || status == 304;
-        let framed =
-            res.header(CONTENT_LENGTH).is_some() || res.header(TRANSFER_ENCODING).is_some();
-        if bodiless {
+        if !has_body(&res, is_head)? {
             drop(res.take_body());
             if keep_alive {
                 self.pool.checkin(origin, conn);
             }
             return Ok(res);
-        }
-        if !framed {
-            // async-h1 reads such a body as empty: refuse rather than report a wrong `null`.
-            return Err(TransportError::protocol(
-                "the reply has neither Content-Length nor chunked Transfer-Encoding \
-                 (bodies delimited by closing the connection are not supported)"
-                    .to_owned(),
-            )
-            .into());
         }
         let announced = res.len().map(|len| len as u64);
         let body = WakeGuard::new(res.take_body(), stream);
@@ -197,6 +177,30 @@ impl HttpClient for Transport {
         res.set_body(Body::from_reader(ReturnOnEnd::new(body, home), None));
         Ok(res)
     }
+}
+
+/// Whether a reply has a body to read, or why it cannot be read.
+fn has_body(res: &Response, is_head: bool) -> Result<bool, TransportError> {
+    let status = u16::from(res.status());
+    if (100..200).contains(&status) {
+        // The final reply follows an interim one, and async-h1 has already dropped
+        // whatever of it arrived with the interim head: refuse, and close.
+        return Err(TransportError::protocol(format!(
+            "the server sent an interim {status} reply, which is not supported"
+        )));
+    }
+    if is_head || status == 204 || status == 304 {
+        return Ok(false);
+    }
+    if res.header(CONTENT_LENGTH).is_none() && res.header(TRANSFER_ENCODING).is_none() {
+        // async-h1 reads such a body as empty: refuse rather than report a wrong `null`.
+        return Err(TransportError::protocol(
+            "the reply has neither Content-Length nor chunked Transfer-Encoding \
+             (bodies delimited by closing the connection are not supported)"
+                .to_owned(),
+        ));
+    }
+    Ok(true)
 }
 
 /// Words for what went wrong between sending the request and reading the reply head.
