@@ -250,6 +250,7 @@ fn classify(name: &str, err: &surf::Error) -> Error {
     }
 }
 
+/// Turns a failed body read into our kinds: the cap's own error, or a broken body.
 fn classify_body_error(name: &str, status: u16, err: &std::io::Error) -> Error {
     let (kind, message) = match err.get_ref().and_then(|e| e.downcast_ref::<BodyTooLarge>()) {
         Some(too_large) => (ErrorKind::BodyTooLarge, too_large.to_string()),
@@ -373,6 +374,7 @@ impl ClientBuilder {
         Ok(self.build_with(roots))
     }
 
+    /// The client, once the fallible parts (the certificates) are checked.
     fn build_with(self, roots: Vec<Certificate>) -> Client {
         let transport = Transport::new(self.body_limit, self.idle_timeout, roots);
         Client {

@@ -108,6 +108,7 @@ struct FieldError {
     message: String,
 }
 
+/// A fault in one named field.
 fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
     FieldError {
         field: Some(field.to_owned()),
@@ -240,6 +241,7 @@ fn fields_of(spec: Spec) -> Result<Map<String, Value>, FieldError> {
     Ok(fields)
 }
 
+/// One endpoint from its fields; only type errors fail here, bad values become its problem.
 fn endpoint_from_json(name: &str, spec: Spec) -> Result<Endpoint, FieldError> {
     let fields = &fields_of(spec)?;
     if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
@@ -318,6 +320,7 @@ fn endpoint_from_json(name: &str, spec: Spec) -> Result<Endpoint, FieldError> {
     Ok(endpoint)
 }
 
+/// `time_out` in seconds; a negative, infinite or too large one fails the load.
 fn timeout_from_json(value: &Value) -> Result<Duration, FieldError> {
     let seconds = value.as_f64().ok_or_else(|| {
         field_error(
@@ -375,6 +378,7 @@ fn url_from_parts(protocol: &str, host: &str, port: &str, route: &str) -> (Strin
     (url, problem)
 }
 
+/// A string field that must be there.
 fn required_str<'a>(
     fields: &'a Map<String, Value>,
     field: &'static str,
@@ -383,6 +387,7 @@ fn required_str<'a>(
         .ok_or_else(|| field_error(field, "missing (or give `url` instead)"))
 }
 
+/// A string field that may be absent, but not of another type.
 fn optional_str<'a>(
     fields: &'a Map<String, Value>,
     field: &'static str,

@@ -183,6 +183,7 @@ impl Endpoint {
 /// Headers the transport writes for every request, which an endpoint may not set.
 const TRANSPORT_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
 
+/// The URL, if it is one this client can call: http or https.
 fn parse_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("malformed url `{text}` ({e})"))?;
     match url.scheme() {

@@ -104,6 +104,7 @@ impl Stub {
     pub fn stop(self) {}
 }
 
+/// A listener with a backlog for thousands of simultaneous connects.
 fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     // Lets `--serve` restart at once on its fixed ports.
@@ -113,6 +114,7 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from(std::net::TcpListener::from(socket)))
 }
 
+/// Accepts until stopped, serving each connection in its own task.
 async fn accept_loop(
     listener: TcpListener,
     app: tide::Server<()>,
@@ -135,6 +137,7 @@ async fn accept_loop(
     }
 }
 
+/// Serves one connection's requests until it closes or the stub stops.
 async fn serve(stream: TcpStream, app: tide::Server<()>, stop: StopSignal) {
     // A socket that refuses TCP_NODELAY is still served, only slower.
     let _ = stream.set_nodelay(true);
@@ -146,12 +149,14 @@ async fn serve(stream: TcpStream, app: tide::Server<()>, stop: StopSignal) {
     let _ = future::select(Box::pin(connection), stop).await;
 }
 
+/// The tide app: `POST /api` only.
 fn app() -> tide::Server<()> {
     let mut app = tide::new();
     app.at("/api").post(api);
     app
 }
 
+/// `POST /api`: sleep `sleep_time` seconds, then echo the request as the Flask servers do.
 async fn api(mut req: tide::Request<()>) -> tide::Result {
     let data = match read_json_object(&mut req).await {
         Ok(data) => data,
@@ -208,6 +213,7 @@ fn sleep_time(data: &Value) -> Result<Duration, String> {
     }
 }
 
+/// A 4xx answer with a JSON body a client can read: `{"status": "error", "error": …}`.
 fn error_reply(status: u16, message: &str) -> tide::Response {
     let body = json!({"status": "error", "error": message});
     let mut res = tide::Response::new(status);

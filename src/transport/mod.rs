@@ -112,6 +112,7 @@ impl Transport {
         }
     }
 
+    /// A new connection to `origin`, with the TLS handshake done for https.
     async fn open(&self, origin: &Origin) -> Result<Conn, TransportError> {
         let tcp = tcp::connect(&origin.host, origin.port).await?;
         if !origin.tls {
