@@ -1,5 +1,6 @@
-//! The connection as async-h1 sees it during one request and reply, guarding against two
-//! flaws of async-h1 that would otherwise let a call hang or hold unbounded memory.
+//! One request and reply on a connection: the request written in one piece, no buffer
+//! held while the server works, and guards against two flaws of async-h1 that would
+//! otherwise let a call hang or hold unbounded memory.
 
 use std::fmt;
 use std::io;
