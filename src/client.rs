@@ -49,6 +49,7 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct Client {
     http: surf::Client,
     concurrency: Option<NonZeroUsize>,
+    body_limit: u64,
 }
 
 impl fmt::Debug for Client {
@@ -179,12 +180,15 @@ impl Client {
         progress.reading_body();
         let status = u16::from(res.status());
 
-        // Sized from Content-Length so the body is read with no regrowing copies; at most
-        // 1 MiB up front, as the body limit is only checked on the first read.
+        // Sized from Content-Length so the body is read with no regrowing copies; never
+        // over the body limit or 1 MiB up front, as the limit is checked on the first read.
         let capacity = res
             .header("content-length")
-            .and_then(|v| v.as_str().parse::<usize>().ok());
-        let mut bytes = Vec::with_capacity(capacity.unwrap_or(0).min(1 << 20));
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(self.body_limit)
+            .min(1 << 20);
+        let mut bytes = Vec::with_capacity(capacity as usize);
         res.take_body()
             .read_to_end(&mut bytes)
             .await
@@ -380,6 +384,7 @@ impl ClientBuilder {
         Client {
             http: surf::Client::with_http_client(transport),
             concurrency: self.concurrency.and_then(NonZeroUsize::new),
+            body_limit: self.body_limit,
         }
     }
 }

@@ -98,7 +98,7 @@ impl Endpoint {
     /// Adds a request header. `Content-Type` is the same as
     /// [`content_type`](Self::content_type). A name that is not an HTTP token, a value
     /// with a line break or a non-ASCII byte, or a header the transport writes itself
-    /// (`Host`, `Content-Length`, `Transfer-Encoding`, `Connection`) makes the endpoint
+    /// (`Host`, `Content-Length`, `Transfer-Encoding`, `Connection`, `Expect`) makes the endpoint
     /// invalid, and the header is not kept.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
@@ -180,8 +180,15 @@ impl Endpoint {
     }
 }
 
-/// Headers the transport writes for every request, which an endpoint may not set.
-const TRANSPORT_HEADERS: [&str; 4] = ["host", "content-length", "transfer-encoding", "connection"];
+/// Headers the transport writes for every request, which an endpoint may not set;
+/// `Expect: 100-continue` would draw an interim reply the transport refuses.
+const TRANSPORT_HEADERS: [&str; 5] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "expect",
+];
 
 /// The URL, if it is one this client can call: http or https.
 fn parse_url(text: &str) -> Result<Url, String> {
@@ -248,6 +255,11 @@ mod tests {
             Some("header `Transfer-Encoding` is set by the transport")
         );
         assert!(ep.headers().is_empty());
+        let ep = Endpoint::post("e", "http://127.0.0.1/").header("expect", "100-continue");
+        assert_eq!(
+            ep.problem(),
+            Some("header `expect` is set by the transport")
+        );
         let ep = Endpoint::post("e", "http://127.0.0.1/").header("content-type", "text/plain");
         assert_eq!(
             (ep.media_type(), ep.headers().len(), ep.problem()),

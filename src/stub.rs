@@ -9,8 +9,10 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_std::io::ReadExt;
@@ -18,6 +20,7 @@ use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
 use futures::channel::oneshot;
 use futures::future::{self, Either, FutureExt, Shared};
+use futures::io::{AsyncRead, AsyncWrite};
 use serde_json::{json, Value};
 use socket2::{Domain, Socket, Type};
 
@@ -141,12 +144,93 @@ async fn accept_loop(
 async fn serve(stream: TcpStream, app: tide::Server<()>, stop: StopSignal) {
     // A socket that refuses TCP_NODELAY is still served, only slower.
     let _ = stream.set_nodelay(true);
-    let connection = async_h1::accept(stream, move |req| {
+    let connection = async_h1::accept(BoundedConn::new(stream), move |req| {
         let app = app.clone();
         async move { app.respond(req).await }
     });
     // The connection's end, whatever it was, concerns only its own client.
     let _ = future::select(Box::pin(connection), stop).await;
+}
+
+/// The most the stub reads for one request (counted from the last reply it wrote): the
+/// body cap plus room for a head.
+const MAX_REQUEST_READ: u64 = MAX_REQUEST_BODY + 64 * 1024;
+
+/// How much the stub reads from one connection without a pause before it yields.
+const YIELD_EVERY: u64 = 256 * 1024;
+
+/// A connection as the stub's HTTP server reads it. async-h1's server reads a request
+/// head until a line ends and drains an unread body to its announced end, holding or
+/// spinning on whatever a client sends: here a request may take at most
+/// [`MAX_REQUEST_READ`] bytes, and the reader yields every [`YIELD_EVERY`] bytes so one
+/// fast client cannot hold an executor thread. Clones share the counts.
+#[derive(Debug, Clone)]
+struct BoundedConn {
+    stream: TcpStream,
+    counts: Arc<ReadCounts>,
+}
+
+#[derive(Debug, Default)]
+struct ReadCounts {
+    since_reply: AtomicU64,
+    unyielded: AtomicU64,
+}
+
+impl BoundedConn {
+    fn new(stream: TcpStream) -> Self {
+        BoundedConn {
+            stream,
+            counts: Arc::default(),
+        }
+    }
+}
+
+impl AsyncRead for BoundedConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let counts = self.counts.clone();
+        if counts.since_reply.load(Ordering::Relaxed) >= MAX_REQUEST_READ {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the request is larger than the stub reads",
+            )));
+        }
+        if counts.unyielded.load(Ordering::Relaxed) >= YIELD_EVERY {
+            counts.unyielded.store(0, Ordering::Relaxed);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let Poll::Ready(read) = Pin::new(&mut self.stream).poll_read(cx, buf) else {
+            counts.unyielded.store(0, Ordering::Relaxed);
+            return Poll::Pending;
+        };
+        let n = read? as u64;
+        counts.since_reply.fetch_add(n, Ordering::Relaxed);
+        counts.unyielded.fetch_add(n, Ordering::Relaxed);
+        Poll::Ready(Ok(n as usize))
+    }
+}
+
+impl AsyncWrite for BoundedConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.counts.since_reply.store(0, Ordering::Relaxed);
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_close(cx)
+    }
 }
 
 /// The tide app: `POST /api` only.

@@ -629,3 +629,80 @@ fn a_head_request_reads_no_body_and_keeps_its_connection() {
     }
     assert_eq!(server.connections_accepted(), 1);
 }
+
+#[test]
+fn a_non_ascii_header_value_is_a_protocol_error_not_a_panic() {
+    let server = RawServer::answering(
+        "HTTP/1.1 200 OK\r\nx-name: café\r\ncontent-length: 2\r\n\r\n{}".as_bytes(),
+    );
+    let faulty = Endpoint::get("accent", server.url("/")).timeout(PATIENT);
+    let outcome = beside_a_healthy_call(&Client::new(), faulty);
+    assert_failed(&outcome, ErrorKind::Protocol, "not ASCII", MARGIN);
+}
+
+#[test]
+fn a_body_after_the_head_may_hold_any_utf8() {
+    let server = RawServer::answering(
+        "HTTP/1.1 200 OK\r\ncontent-length: 16\r\n\r\n{\"name\":\"café\"}".as_bytes(),
+    );
+    let outcome = task::block_on(Client::new().call(&Endpoint::get("utf8", server.url("/"))));
+    assert_eq!(
+        outcome.reply().map(|r| r.body.clone()),
+        Some(json!({"name": "café"})),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn a_transfer_coding_other_than_chunked_is_refused_and_its_connection_dropped() {
+    let server = RawServer::answering(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    );
+    let client = Client::new();
+    for _ in 0..2 {
+        let faulty = Endpoint::get("gzipped", server.url("/")).timeout(PATIENT);
+        let outcome = beside_a_healthy_call(&client, faulty);
+        assert_failed(
+            &outcome,
+            ErrorKind::Protocol,
+            "Transfer-Encoding `gzip, chunked`",
+            MARGIN,
+        );
+    }
+    assert_eq!(
+        server.connections_accepted(),
+        2,
+        "a connection with an unread body was reused"
+    );
+}
+
+#[test]
+fn an_endless_chunk_size_line_is_cut_short_by_the_timeout() {
+    // `000…` forever is a valid start of a chunk size; async-h1 parses it byte by byte
+    // without ever returning while bytes keep coming.
+    let server = RawServer::start(|mut stream| async move {
+        let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        if read_request(&mut stream).await.is_none() || stream.write_all(head).await.is_err() {
+            return;
+        }
+        let zeros = vec![b'0'; 64 * 1024];
+        while stream.write_all(&zeros).await.is_ok() {}
+    });
+    let faulty = Endpoint::get("zeros", server.url("/")).timeout(LIMIT);
+    let outcome = beside_a_healthy_call(&Client::new(), faulty);
+    assert_timed_out(&outcome, LIMIT, "while reading the response body");
+}
+
+#[test]
+fn a_reply_listing_close_among_connection_options_is_not_reused() {
+    let server = RawServer::answering(
+        b"HTTP/1.1 200 OK\r\nconnection: keep-alive, close\r\ncontent-length: 2\r\n\r\n{}",
+    );
+    let client = Client::new();
+    let endpoint = Endpoint::get("closing", server.url("/")).timeout(PATIENT);
+    for _ in 0..2 {
+        let outcome = task::block_on(client.call(&endpoint));
+        assert_eq!(outcome.reply().map(|r| r.status), Some(200), "{outcome:?}");
+    }
+    assert_eq!(server.connections_accepted(), 2);
+}

@@ -164,3 +164,26 @@ fn dropping_the_stub_stops_it() {
         "the port still accepts connections after the stub was dropped"
     );
 }
+
+#[test]
+fn a_request_that_never_ends_its_head_is_cut_off() {
+    let server = stub();
+    let addr = server.addr();
+    // Without a bound the server would buffer all of it, waiting for a line break.
+    let sent = async_std::task::block_on(async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect to the stub");
+        let junk = vec![b'x'; 256 * 1024];
+        let mut sent = 0usize;
+        while sent < 64 << 20 {
+            match async_std::future::timeout(Duration::from_secs(5), stream.write_all(&junk)).await
+            {
+                Ok(Ok(())) => sent += junk.len(),
+                _ => break,
+            }
+        }
+        sent
+    });
+    assert!(sent < 64 << 20, "the stub read 64 MiB of a request head");
+    let (status, _) = raw_post(addr, b"{}");
+    assert_eq!(status, 200, "the stub stopped serving");
+}

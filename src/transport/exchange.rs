@@ -5,9 +5,9 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
 use futures::io::{AsyncBufRead, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use http_client::{Error as HttpError, Request, Response};
@@ -21,22 +21,35 @@ use super::conn::Conn;
 /// 6 s). A real head takes at most 8 KiB, plus one 8 KiB read ahead by async-h1's buffer.
 const HEAD_READ_LIMIT: u64 = 64 * 1024;
 
-/// The error inside the `io::Error` an [`ExchangeStream`] fails with once the head has
-/// passed [`HEAD_READ_LIMIT`].
-#[derive(Debug)]
-pub(crate) struct HeadTooLarge;
+/// How much a connection may yield without a pause before the reader is made to yield.
+/// async-h1's readers loop for as long as bytes come (a chunk size of endless zeros is
+/// one such loop), and a future that never returns cannot be timed out, nor can the other
+/// calls polled by the same task make progress.
+const YIELD_EVERY: u64 = 256 * 1024;
 
-impl fmt::Display for HeadTooLarge {
+/// Why a reply head was refused before async-h1 finished reading it.
+#[derive(Debug)]
+pub(crate) enum BadHead {
+    /// Longer than [`HEAD_READ_LIMIT`].
+    TooLarge,
+    /// A byte over 0x7F: http-types panics on a header value that is not ASCII.
+    NotAscii,
+}
+
+impl fmt::Display for BadHead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the reply head did not end within {} KiB",
-            HEAD_READ_LIMIT / 1024
-        )
+        match self {
+            BadHead::TooLarge => write!(
+                f,
+                "the reply head did not end within {} KiB",
+                HEAD_READ_LIMIT / 1024
+            ),
+            BadHead::NotAscii => f.write_str("the reply head has a byte that is not ASCII"),
+        }
     }
 }
 
-impl std::error::Error for HeadTooLarge {}
+impl std::error::Error for BadHead {}
 
 /// A connection handle for one exchange. Clones share its state, so the handle async-h1
 /// keeps inside the response body sees what the transport set.
@@ -46,10 +59,16 @@ pub(crate) struct ExchangeStream {
     state: Arc<State>,
 }
 
+// One request uses a connection at a time, so nothing races on these: they are atomics
+// only because the handles are shared.
 #[derive(Debug)]
 struct State {
     /// Bytes the head may still take; `u64::MAX` once the head has been read.
     head_budget: AtomicU64,
+    /// Where the scan for the head's end stands (see [`scan_head`]).
+    head_scan: AtomicU8,
+    /// Bytes read since the socket last had nothing to give.
+    unyielded: AtomicU64,
     /// Whether the socket's last read was pending, i.e. it will wake the reader.
     socket_pending: AtomicBool,
 }
@@ -58,6 +77,8 @@ impl ExchangeStream {
     pub(crate) fn new(conn: Conn) -> Self {
         let state = State {
             head_budget: AtomicU64::new(HEAD_READ_LIMIT),
+            head_scan: AtomicU8::new(IN_LINE),
+            unyielded: AtomicU64::new(0),
             socket_pending: AtomicBool::new(false),
         };
         ExchangeStream {
@@ -69,7 +90,31 @@ impl ExchangeStream {
     /// Lifts the head bound: the body that follows has its own cap.
     pub(crate) fn head_read(&self) {
         self.state.head_budget.store(u64::MAX, Ordering::Relaxed);
+        self.state.head_scan.store(HEAD_ENDED, Ordering::Relaxed);
     }
+}
+
+// The states of `scan_head`.
+const IN_LINE: u8 = 0;
+const LINE_START: u8 = 1;
+const LINE_START_CR: u8 = 2;
+const HEAD_ENDED: u8 = 3;
+
+/// Follows `bytes` through the reply head, ending where async-h1 ends it (an empty line,
+/// `\r\n` or `\n`), and refuses a non-ASCII byte before that end.
+fn scan_head(mut state: u8, bytes: &[u8]) -> Result<u8, BadHead> {
+    for &byte in bytes {
+        state = match (state, byte) {
+            (HEAD_ENDED, _) => return Ok(HEAD_ENDED),
+            (LINE_START | LINE_START_CR, b'\n') => HEAD_ENDED,
+            (_, b'\n') => LINE_START,
+            (LINE_START, b'\r') => LINE_START_CR,
+            (IN_LINE, b'\r') => IN_LINE,
+            (_, 0x80..) => return Err(BadHead::NotAscii),
+            _ => IN_LINE,
+        };
+    }
+    Ok(state)
 }
 
 impl AsyncRead for ExchangeStream {
@@ -78,20 +123,35 @@ impl AsyncRead for ExchangeStream {
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        let budget = self.state.head_budget.load(Ordering::Relaxed);
+        let state = &self.state;
+        if state.unyielded.load(Ordering::Relaxed) >= YIELD_EVERY {
+            state.unyielded.store(0, Ordering::Relaxed);
+            state.socket_pending.store(false, Ordering::Relaxed);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let budget = state.head_budget.load(Ordering::Relaxed);
         if budget == 0 {
-            return Poll::Ready(Err(io::Error::other(HeadTooLarge)));
+            return Poll::Ready(Err(io::Error::other(BadHead::TooLarge)));
         }
         let polled = Pin::new(&mut self.conn).poll_read(cx, buf);
-        self.state
+        let state = &self.state;
+        state
             .socket_pending
             .store(polled.is_pending(), Ordering::Relaxed);
-        let n = ready!(polled)?;
+        let Poll::Ready(read) = polled else {
+            state.unyielded.store(0, Ordering::Relaxed);
+            return Poll::Pending;
+        };
+        let n = read?;
+        state.unyielded.fetch_add(n as u64, Ordering::Relaxed);
         if budget != u64::MAX {
-            // One request uses a connection at a time, so no other reader races this.
-            self.state
+            state
                 .head_budget
                 .store(budget.saturating_sub(n as u64), Ordering::Relaxed);
+            let scanned = scan_head(state.head_scan.load(Ordering::Relaxed), &buf[..n])
+                .map_err(io::Error::other)?;
+            state.head_scan.store(scanned, Ordering::Relaxed);
         }
         Poll::Ready(Ok(n))
     }

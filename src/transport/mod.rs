@@ -26,7 +26,7 @@ use surf::http::{Body, Method};
 
 use crate::error::ErrorKind;
 use conn::Conn;
-use exchange::{exchange, ExchangeStream, HeadTooLarge, WakeGuard};
+use exchange::{exchange, BadHead, ExchangeStream, WakeGuard};
 pub(crate) use limit::BodyTooLarge;
 use limit::LimitedBody;
 use pool::{Origin, Pool, ReturnOnEnd};
@@ -159,9 +159,12 @@ impl HttpClient for Transport {
             .map_err(|e| TransportError::protocol(describe_exchange_error(&e)))?;
         stream.head_read();
 
-        let keep_alive = !res
-            .header(CONNECTION)
-            .is_some_and(|v| v.iter().any(|v| v.as_str().eq_ignore_ascii_case("close")));
+        let keep_alive = !res.header(CONNECTION).is_some_and(|values| {
+            values
+                .iter()
+                .flat_map(|v| v.as_str().split(','))
+                .any(|token| token.trim().eq_ignore_ascii_case("close"))
+        });
         if !has_body(&res, is_head)? {
             drop(res.take_body());
             if keep_alive {
@@ -193,7 +196,18 @@ fn has_body(res: &Response, is_head: bool) -> Result<bool, TransportError> {
     if is_head || status == 204 || status == 304 {
         return Ok(false);
     }
-    if res.header(CONTENT_LENGTH).is_none() && res.header(TRANSFER_ENCODING).is_none() {
+    if let Some(coding) = res.header(TRANSFER_ENCODING) {
+        // async-h1 decodes a body only when the last coding is exactly `chunked`, and
+        // otherwise leaves it on the wire unread, where the next reply would find it.
+        let coding = coding.last().as_str();
+        if coding != "chunked" {
+            return Err(TransportError::protocol(format!(
+                "the reply's Transfer-Encoding `{coding}` is not supported (only `chunked`)"
+            )));
+        }
+        return Ok(true);
+    }
+    if res.header(CONTENT_LENGTH).is_none() {
         // async-h1 reads such a body as empty: refuse rather than report a wrong `null`.
         return Err(TransportError::protocol(
             "the reply has neither Content-Length nor chunked Transfer-Encoding \
@@ -207,7 +221,7 @@ fn has_body(res: &Response, is_head: bool) -> Result<bool, TransportError> {
 /// Words for what went wrong between sending the request and reading the reply head.
 fn describe_exchange_error(err: &HttpError) -> String {
     if let Some(io) = err.downcast_ref::<io::Error>() {
-        if let Some(head) = io.get_ref().and_then(|e| e.downcast_ref::<HeadTooLarge>()) {
+        if let Some(head) = io.get_ref().and_then(|e| e.downcast_ref::<BadHead>()) {
             return format!("the reply is not valid HTTP/1.1 ({head})");
         }
         return match io.kind() {
