@@ -706,3 +706,17 @@ fn a_reply_listing_close_among_connection_options_is_not_reused() {
     }
     assert_eq!(server.connections_accepted(), 2);
 }
+
+#[test]
+fn a_status_code_http_types_does_not_know_is_a_protocol_error() {
+    let server =
+        RawServer::answering(b"HTTP/1.1 499 Client Closed Request\r\ncontent-length: 2\r\n\r\n{}");
+    let faulty = Endpoint::get("odd_status", server.url("/")).timeout(PATIENT);
+    let outcome = beside_a_healthy_call(&Client::new(), faulty);
+    assert_failed(
+        &outcome,
+        ErrorKind::Protocol,
+        "the reply is not valid HTTP/1.1",
+        MARGIN,
+    );
+}
