@@ -237,6 +237,9 @@ fn describe_exchange_error(err: &HttpError) -> String {
         "empty response" => {
             "the server closed the connection in the middle of the reply head".to_owned()
         }
+        "Invalid status code" => {
+            "the reply's status code is not one http-types knows (such as 499 or 520)".to_owned()
+        }
         other => format!("the reply is not valid HTTP/1.1 ({other})"),
     }
 }
