@@ -62,9 +62,9 @@ impl Budget {
         }
     }
 
-    /// Checks a chunk of `len` bytes from below (0: end of body) before handing it up.
+    /// Checks a chunk of `len` bytes from below (0: end of body) before handing it up;
+    /// the readers have already run [`check_announced`](Self::check_announced).
     fn admit(self, len: usize) -> io::Result<()> {
-        self.check_announced()?;
         if len == 0 {
             if let Some(announced) = self.announced.filter(|&a| a > self.read) {
                 return Err(io::Error::new(
