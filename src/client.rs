@@ -1,4 +1,5 @@
-//! The client: one surf client on our transport, and `gather`, which runs a batch of calls.
+//! The client: one surf client on our transport, the request each endpoint becomes,
+//! redirects followed, and `gather`, which runs a batch of calls.
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -8,30 +9,57 @@ use std::time::{Duration, Instant};
 use async_lock::Semaphore;
 use async_native_tls::Certificate;
 use futures::future::join_all;
-use futures::io::AsyncReadExt;
-use surf::http::headers::CONTENT_TYPE;
 use surf::http::{Body, Request};
+use surf::Url;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{BodyFormat, Endpoint};
 use crate::error::{Error, ErrorKind};
+use crate::headers;
+use crate::redirect::{self, Hop, DEFAULT_REDIRECTS};
 use crate::report::{Outcome, Reply, Report};
-use crate::transport::{BodyTooLarge, Progress, Transport, TransportError};
+use crate::transport::{
+    Phase, Progress, RawReply, Settings, Transport, TransportError, ACCEPT_ENCODING,
+    DEFAULT_MAX_HEAD_BYTES,
+};
 
-/// The largest response body read by default: 16 MiB.
+/// The largest response body read by default: 16 MiB, counted after decompression.
 pub const DEFAULT_BODY_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// How long after its last use an idle connection may be reused, by default: 90 s.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How many idle connections are kept per origin by default.
+pub const DEFAULT_MAX_IDLE_PER_ORIGIN: usize = 32;
+
+/// The `User-Agent` sent unless the client or the endpoint sets another.
+pub const DEFAULT_USER_AGENT: &str = concat!("fanout/", env!("CARGO_PKG_VERSION"));
 
 /// Makes HTTP calls and gathers batches of them.
 ///
 /// A `Client` owns one `surf::Client` and its pool of keep-alive connections; cloning is
 /// cheap and shares both, so make one and reuse it across batches.
 ///
-/// Redirects are not followed: a 3xx is a reply like any other status, so a redirect
-/// loop costs one request, not a hang.
+/// Every request carries `User-Agent: fanout/<version>`, an `Accept` for the
+/// endpoint's [`BodyFormat`] (`application/json` by default) and, while decompression
+/// is on, `Accept-Encoding: gzip, deflate, br`; the client's
+/// [default headers](ClientBuilder::default_header) and the endpoint's own replace them
+/// by name. Redirects are followed (at most 10 by default, see
+/// [`ClientBuilder::redirects`]) and compressed bodies are decompressed.
 ///
 /// # Examples
+///
+/// With no server at hand, a call still ends in exactly one outcome:
+///
+/// ```
+/// use fanout::{Client, Endpoint, ErrorKind};
+///
+/// let client = Client::new();
+/// let endpoint = Endpoint::get("nowhere", "http://127.0.0.1:1/");
+/// let outcome = futures::executor::block_on(client.call(&endpoint));
+/// assert_eq!(outcome.error().map(|e| e.kind()), Some(ErrorKind::Connect));
+/// ```
+///
+/// Against a stub server (the default feature `stub`):
 ///
 /// ```
 /// # fn main() -> std::io::Result<()> {
@@ -49,13 +77,18 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 pub struct Client {
     http: surf::Client,
     concurrency: Option<NonZeroUsize>,
-    body_limit: u64,
+    redirects: usize,
+    /// The headers every request starts from, before the endpoint's own.
+    default_headers: Arc<Vec<(String, String)>>,
+    decompress: bool,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("concurrency", &self.concurrency)
+            .field("redirects", &self.redirects)
+            .field("default_headers", &self.default_headers)
             .finish_non_exhaustive()
     }
 }
@@ -68,7 +101,8 @@ impl Default for Client {
 
 impl Client {
     /// A client with the defaults: every call of a batch at once, a 16 MiB body limit,
-    /// idle connections reused for up to 90 s, the system's trusted roots.
+    /// up to 10 redirects followed, bodies decompressed, up to 32 idle connections per
+    /// origin reused for up to 90 s, the system's trusted roots.
     pub fn new() -> Self {
         ClientBuilder::new().build_with(Vec::new())
     }
@@ -81,8 +115,8 @@ impl Client {
     /// Calls every endpoint at once and waits for all of them.
     ///
     /// Each call runs under its endpoint's own timeout, which covers everything from
-    /// waiting for a connection to reading the last byte of the body. A call that fails
-    /// never cancels, aborts or delays the others.
+    /// waiting for a connection to reading the last byte of the body, redirects
+    /// included. A call that fails never cancels, aborts or delays the others.
     ///
     /// **Order:** the report holds exactly one outcome per endpoint, in the order given,
     /// whatever order the calls finish in. Duplicate names are kept, each with its own
@@ -137,7 +171,7 @@ impl Client {
         }
     }
 
-    /// Makes one call under the endpoint's timeout.
+    /// Makes one call under the endpoint's timeout, following redirects.
     pub async fn call(&self, endpoint: &Endpoint) -> Outcome {
         let started = Instant::now();
         let result = match endpoint.problem() {
@@ -151,11 +185,11 @@ impl Client {
                 let limit = endpoint.time_limit();
                 match async_std::future::timeout(limit, self.exchange(endpoint, &progress)).await {
                     Ok(result) => result,
-                    Err(_) => {
-                        let phase = progress.phase();
-                        let message = format!("timed out after {} {phase}", seconds(limit));
-                        Err(Error::new(ErrorKind::Timeout, endpoint.name(), message))
-                    }
+                    Err(_) => Err(Error::new(
+                        ErrorKind::Timeout,
+                        endpoint.name(),
+                        progress.phase().timed_out(limit),
+                    )),
                 }
             }
         };
@@ -166,123 +200,145 @@ impl Client {
         }
     }
 
-    /// Sends the request and reads the reply; `progress` tells a timeout which phase it
-    /// cut short.
+    /// Sends the request, follows redirects and reads the final reply; `progress` tells
+    /// a timeout which phase it cut short.
     async fn exchange(
         &self,
         endpoint: &Endpoint,
         progress: &Arc<Progress>,
     ) -> Result<Reply, Error> {
         let name = endpoint.name();
-        let mut req = request_for(endpoint)?;
-        req.ext_mut().insert(progress.clone());
-        let mut res = self.http.send(req).await.map_err(|e| classify(name, &e))?;
-        progress.reading_body();
-        let status = u16::from(res.status());
-
-        // Sized from Content-Length so the body is read with no regrowing copies; never
-        // over the body limit or 1 MiB up front, as the limit is checked on the first read.
-        let capacity = res
-            .header("content-length")
-            .and_then(|v| v.as_str().parse::<u64>().ok())
-            .unwrap_or(0)
-            .min(self.body_limit)
-            .min(1 << 20);
-        let mut bytes = Vec::with_capacity(capacity as usize);
-        res.take_body()
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| classify_body_error(name, status, &e))?;
-
-        if bytes.is_empty() {
-            return Ok(Reply {
-                status,
-                body: serde_json::Value::Null,
-            });
+        let url = endpoint.url().cloned().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidEndpoint,
+                name,
+                "the endpoint has no valid url",
+            )
+        })?;
+        let body = endpoint
+            .body_bytes()
+            .map_err(|problem| Error::new(ErrorKind::InvalidEndpoint, name, problem))?;
+        let mut hop = Hop::first(url, endpoint.method());
+        let mut visited: Vec<(surf::http::Method, Url)> = Vec::new();
+        loop {
+            let mut req = self.request_for(endpoint, &hop, body.as_deref());
+            req.ext_mut().insert(progress.clone());
+            let res = self.http.send(req).await.map_err(|e| classify(name, e))?;
+            let mut res: surf::http::Response = res.into();
+            let raw = res.ext_mut().remove::<RawReply>().ok_or_else(|| {
+                Error::new(ErrorKind::Protocol, name, "the transport gave no reply")
+            })?;
+            if self.redirects == 0 {
+                return reply(name, endpoint.format(), raw, hop.url);
+            }
+            let next = hop
+                .next(raw.status, raw.headers.get_bytes("location"))
+                .map_err(|problem| Error::new(ErrorKind::Redirect, name, problem))?;
+            let Some(next) = next else {
+                return reply(name, endpoint.format(), raw, hop.url);
+            };
+            visited.push((hop.method, hop.url));
+            let hops = visited.len();
+            if visited
+                .iter()
+                .any(|(method, url)| *method == next.method && *url == next.url)
+            {
+                return Err(Error::new(
+                    ErrorKind::Redirect,
+                    name,
+                    format!(
+                        "redirect loop: after {hops} redirects, `{}` again",
+                        next.url
+                    ),
+                ));
+            }
+            if hops > self.redirects {
+                return Err(Error::new(
+                    ErrorKind::Redirect,
+                    name,
+                    format!(
+                        "more than {} redirects (the last to `{}`)",
+                        self.redirects, next.url
+                    ),
+                ));
+            }
+            progress.enter(Phase::Connecting);
+            hop = next;
         }
-        match serde_json::from_slice(&bytes) {
-            Ok(body) => Ok(Reply { status, body }),
-            Err(e) => Err(Error::new(
+    }
+
+    /// The surf request for one hop of an endpoint's call: the default headers, the
+    /// client's and the endpoint's own over them by name, and the body where it goes.
+    fn request_for(&self, endpoint: &Endpoint, hop: &Hop, body: Option<&[u8]>) -> Request {
+        let mut req = Request::new(hop.method, hop.url.clone());
+        let mut fields: Vec<(&str, &str)> = vec![
+            ("User-Agent", DEFAULT_USER_AGENT),
+            ("Accept", endpoint.format().accept()),
+        ];
+        if self.decompress {
+            fields.push(("Accept-Encoding", ACCEPT_ENCODING));
+        }
+        for layer in [self.default_headers.as_slice(), endpoint.headers()] {
+            fields.retain(|(name, _)| !layer.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)));
+            fields.extend(layer.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        }
+        if let (Some(body), true) = (body, hop.with_body) {
+            req.set_body(Body::from_bytes(body.to_vec()));
+            // After the body, which would otherwise set `application/octet-stream`.
+            req.insert_header("Content-Type", endpoint.media_type());
+        }
+        for (name, value) in fields {
+            if hop.with_credentials || !redirect::is_credential(name) {
+                // Names and values were checked when endpoint and client were built.
+                req.append_header(name, value);
+            }
+        }
+        req
+    }
+}
+
+/// The final reply, its body read as the endpoint expects.
+fn reply(name: &str, format: BodyFormat, raw: RawReply, url: Url) -> Result<Reply, Error> {
+    let RawReply {
+        status,
+        headers,
+        body: bytes,
+    } = raw;
+    let body = match format {
+        BodyFormat::Bytes => serde_json::Value::Null,
+        BodyFormat::Text => String::from_utf8_lossy(&bytes).into_owned().into(),
+        BodyFormat::Json if bytes.is_empty() => serde_json::Value::Null,
+        BodyFormat::Json => serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(
                 ErrorKind::Decode,
                 name,
                 format!("the body is not JSON ({e})"),
             )
             .with_status(status)
-            .with_body_prefix(&bytes)),
+            .with_body_prefix(&bytes)
+        })?,
+    };
+    Ok(Reply::new(status, body, headers, url, bytes))
+}
+
+/// The transport's error, kind and cause as it decided them; surf adds no errors of its
+/// own on the way (no middleware is installed).
+fn classify(name: &str, err: surf::Error) -> Error {
+    let err: surf::http::Error = err;
+    match err.downcast::<TransportError>() {
+        Ok(t) => {
+            let err = Error::new(t.kind, name, t.message).with_source(t.source);
+            match t.status {
+                Some(status) => err.with_status(status),
+                None => err,
+            }
         }
-    }
-}
-
-/// The surf request for an endpoint that has no problem.
-fn request_for(endpoint: &Endpoint) -> Result<Request, Error> {
-    let url = endpoint.url().cloned().ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidEndpoint,
-            endpoint.name(),
-            "the endpoint has no valid url",
-        )
-    })?;
-    let mut req = Request::new(endpoint.method(), url);
-    if let Some(data) = endpoint.data() {
-        let bytes = serde_json::to_vec(data).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidEndpoint,
-                endpoint.name(),
-                format!("the body cannot be encoded ({e})"),
-            )
-        })?;
-        req.set_body(Body::from_bytes(bytes));
-        // After the body, which would otherwise set `application/octet-stream`.
-        req.insert_header(CONTENT_TYPE, endpoint.media_type());
-    }
-    for (name, value) in endpoint.headers() {
-        // Names and values were checked when the endpoint was built, so these cannot fail.
-        req.append_header(name.as_str(), value.as_str());
-    }
-    Ok(req)
-}
-
-/// Turns a surf error into our kinds: the transport's own errors carry their kind.
-fn classify(name: &str, err: &surf::Error) -> Error {
-    match err.downcast_ref::<TransportError>() {
-        Some(t) => Error::new(t.kind, name, t.message.clone()),
-        None => Error::new(
+        Err(other) => Error::new(
             ErrorKind::Protocol,
             name,
-            format!("the request failed ({err})"),
+            format!("the request failed ({other})"),
         ),
     }
-}
-
-/// Turns a failed body read into our kinds: the cap's own error, or a broken body.
-fn classify_body_error(name: &str, status: u16, err: &std::io::Error) -> Error {
-    let (kind, message) = match err.get_ref().and_then(|e| e.downcast_ref::<BodyTooLarge>()) {
-        Some(too_large) => (ErrorKind::BodyTooLarge, too_large.to_string()),
-        None => (
-            ErrorKind::Protocol,
-            match err.kind() {
-                std::io::ErrorKind::UnexpectedEof => format!("the body was cut off ({err})"),
-                std::io::ErrorKind::ConnectionReset => {
-                    "the server reset the connection during the body".to_owned()
-                }
-                // Only async-h1's chunked decoder fails a body read with InvalidData (a
-                // Content-Length body is a plain `take` of the socket, TLS errors are
-                // `Other`); "could not be read" would hide that the server's framing is bad.
-                std::io::ErrorKind::InvalidData => {
-                    format!("the chunked body is malformed ({err})")
-                }
-                _ => format!("the body could not be read ({err})"),
-            },
-        ),
-    };
-    Error::new(kind, name, message).with_status(status)
-}
-
-/// `2 s`, `0.25 s`: a duration as a person writes it.
-fn seconds(d: Duration) -> String {
-    let text = format!("{:.3}", d.as_secs_f64());
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    format!("{text} s")
 }
 
 /// Settings for a [`Client`].
@@ -290,9 +346,14 @@ fn seconds(d: Duration) -> String {
 /// # Examples
 ///
 /// ```
+/// use std::time::Duration;
+///
 /// let client = fanout::Client::builder()
 ///     .concurrency(100)
 ///     .body_limit(1024 * 1024)
+///     .connect_timeout(Duration::from_secs(2))
+///     .default_header("Authorization", "Bearer token")
+///     .redirects(3)
 ///     .build();
 /// assert!(client.is_ok());
 ///
@@ -302,9 +363,13 @@ fn seconds(d: Duration) -> String {
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     concurrency: Option<usize>,
-    body_limit: u64,
-    idle_timeout: Duration,
+    /// Set by [`max_idle_per_origin`](Self::max_idle_per_origin); unset, it follows
+    /// the concurrency.
+    max_idle_per_origin: Option<usize>,
     root_certificates: Vec<Vec<u8>>,
+    default_headers: Vec<(String, String)>,
+    redirects: usize,
+    settings: Settings,
 }
 
 impl Default for ClientBuilder {
@@ -318,9 +383,18 @@ impl ClientBuilder {
     pub fn new() -> Self {
         ClientBuilder {
             concurrency: None,
-            body_limit: DEFAULT_BODY_LIMIT,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_idle_per_origin: None,
             root_certificates: Vec::new(),
+            default_headers: Vec::new(),
+            redirects: DEFAULT_REDIRECTS,
+            settings: Settings {
+                body_limit: DEFAULT_BODY_LIMIT,
+                idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                max_idle_per_origin: DEFAULT_MAX_IDLE_PER_ORIGIN,
+                max_head_bytes: DEFAULT_MAX_HEAD_BYTES,
+                decompress: true,
+                connect_timeout: None,
+            },
         }
     }
 
@@ -332,17 +406,68 @@ impl ClientBuilder {
         self
     }
 
-    /// The largest response body read, in bytes (default 16 MiB). A larger body ends in
-    /// `body_too_large` without more than this ever being held in memory.
+    /// The largest response body read, in bytes (default 16 MiB), counted after
+    /// decompression. A larger body ends in `body_too_large` without more than this
+    /// ever being held in memory, so a compression bomb costs no more than the limit.
     pub fn body_limit(mut self, bytes: u64) -> Self {
-        self.body_limit = bytes;
+        self.settings.body_limit = bytes;
+        self
+    }
+
+    /// The largest reply head read, in bytes (default 64 KiB); the number of header
+    /// fields is bounded only by it. A longer head is a `protocol` error as soon as
+    /// that many bytes came without its end.
+    pub fn max_head_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_head_bytes = bytes;
+        self
+    }
+
+    /// How many redirects a call follows (default 10); 0 turns following off, and a
+    /// 3xx is then a reply like any other. Past the limit, or in a loop, a call ends
+    /// in a `redirect` error.
+    pub fn redirects(mut self, max: usize) -> Self {
+        self.redirects = max;
+        self
+    }
+
+    /// Whether to ask for compressed bodies and decompress them (default: on). Off, no
+    /// `Accept-Encoding` is sent and a body comes back as the server sent it.
+    pub fn decompress(mut self, on: bool) -> Self {
+        self.settings.decompress = on;
+        self
+    }
+
+    /// A limit on opening a connection (DNS, TCP and the TLS handshake), inside the
+    /// call's own timeout (default: none but the call's). Passed, the call ends in a
+    /// `timeout` that says `while connecting`.
+    pub fn connect_timeout(mut self, limit: Duration) -> Self {
+        self.settings.connect_timeout = Some(limit);
+        self
+    }
+
+    /// A header sent with every request: it replaces the default of the same name
+    /// (`User-Agent`, `Accept`, `Accept-Encoding`), and an endpoint's header of the same
+    /// name replaces it. A header that is not valid, or one the transport writes itself
+    /// (`Host`, `Content-Length`, …), is refused by [`build`](Self::build).
+    pub fn default_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.default_headers.push((name.into(), value.into()));
         self
     }
 
     /// How long after its last use an idle keep-alive connection may still be reused
     /// (default 90 s); older ones are closed when next come across. Zero turns reuse off.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout;
+        self.settings.idle_timeout = timeout;
+        self
+    }
+
+    /// How many idle connections are kept per origin (default 32, or the
+    /// [`concurrency`](Self::concurrency) if that is higher: a batch that keeps that
+    /// many calls in flight to one backend would otherwise close and reopen
+    /// connections between its calls). The oldest is closed to make room. Zero turns
+    /// reuse off.
+    pub fn max_idle_per_origin(mut self, max: usize) -> Self {
+        self.max_idle_per_origin = Some(max);
         self
     }
 
@@ -357,10 +482,15 @@ impl ClientBuilder {
     ///
     /// # Errors
     ///
-    /// A [`BuildError`] when the concurrency is 0 or a root certificate is not valid PEM.
+    /// A [`BuildError`] when the concurrency is 0, a default header is not valid, or a
+    /// root certificate is not valid PEM.
     pub fn build(self) -> Result<Client, BuildError> {
         if self.concurrency == Some(0) {
             return Err(BuildError("concurrency must be at least 1".to_owned()));
+        }
+        for (name, value) in &self.default_headers {
+            headers::check(name, value)
+                .map_err(|problem| BuildError(format!("default header: {problem}")))?;
         }
         let roots = self
             .root_certificates
@@ -378,13 +508,19 @@ impl ClientBuilder {
         Ok(self.build_with(roots))
     }
 
-    /// The client, once the fallible parts (the certificates) are checked.
-    fn build_with(self, roots: Vec<Certificate>) -> Client {
-        let transport = Transport::new(self.body_limit, self.idle_timeout, roots);
+    /// The client, once the fallible parts (headers, certificates) are checked.
+    fn build_with(mut self, roots: Vec<Certificate>) -> Client {
+        self.settings.max_idle_per_origin = self
+            .max_idle_per_origin
+            .unwrap_or_else(|| DEFAULT_MAX_IDLE_PER_ORIGIN.max(self.concurrency.unwrap_or(0)));
+        let decompress = self.settings.decompress;
+        let transport = Transport::new(self.settings, roots);
         Client {
             http: surf::Client::with_http_client(transport),
             concurrency: self.concurrency.and_then(NonZeroUsize::new),
-            body_limit: self.body_limit,
+            redirects: self.redirects,
+            default_headers: Arc::new(self.default_headers),
+            decompress,
         }
     }
 }
@@ -400,16 +536,3 @@ impl fmt::Display for BuildError {
 }
 
 impl std::error::Error for BuildError {}
-
-#[cfg(test)]
-mod tests {
-    use super::seconds;
-    use std::time::Duration;
-
-    #[test]
-    fn seconds_are_written_without_trailing_zeros() {
-        assert_eq!(seconds(Duration::from_secs(2)), "2 s");
-        assert_eq!(seconds(Duration::from_millis(250)), "0.25 s");
-        assert_eq!(seconds(Duration::from_millis(1500)), "1.5 s");
-    }
-}

@@ -6,6 +6,8 @@ use serde_json::Value;
 use surf::http::Method;
 use surf::Url;
 
+use crate::headers;
+
 /// How long a call may take when the endpoint does not say: 50 s, as in the original
 /// Python client.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(50);
@@ -13,7 +15,54 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(50);
 /// The content type sent with a JSON body unless the endpoint says otherwise.
 pub const DEFAULT_CONTENT_TYPE: &str = "application/json";
 
-/// A named HTTP call: method, URL, headers, an optional JSON body and its own timeout.
+/// How a reply's body is read into [`Reply::body`](crate::Reply::body). Whatever the
+/// format, [`Reply::bytes`](crate::Reply::bytes) gives the body as sent (decompressed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum BodyFormat {
+    /// JSON (the default): an empty body reads as `null`, anything else that is not
+    /// JSON is a `decode` error that keeps the status and the start of the body.
+    #[default]
+    Json,
+    /// Text: the body as a JSON string, bytes that are not UTF-8 replaced with `U+FFFD`.
+    Text,
+    /// Bytes: the body is not read into `body` (it stays `null`); take it from
+    /// [`Reply::bytes`](crate::Reply::bytes).
+    Bytes,
+}
+
+impl BodyFormat {
+    /// The `Accept` a request sends by default when it expects this format.
+    pub(crate) fn accept(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "application/json",
+            BodyFormat::Text | BodyFormat::Bytes => "*/*",
+        }
+    }
+}
+
+/// A request body, and the content type it goes with unless the endpoint says otherwise.
+#[derive(Debug, Clone, PartialEq)]
+enum RequestBody {
+    Json(Value),
+    Text(String),
+    Bytes(Vec<u8>),
+    Form(String),
+}
+
+impl RequestBody {
+    fn content_type(&self) -> &'static str {
+        match self {
+            RequestBody::Json(_) => DEFAULT_CONTENT_TYPE,
+            RequestBody::Text(_) => "text/plain; charset=utf-8",
+            RequestBody::Bytes(_) => "application/octet-stream",
+            RequestBody::Form(_) => "application/x-www-form-urlencoded",
+        }
+    }
+}
+
+/// A named HTTP call: method, URL, headers, an optional body (JSON, text, bytes or a
+/// form) and its own timeout.
 ///
 /// Building an endpoint never fails. Anything that keeps it from becoming a request (a
 /// malformed URL, a protocol other than http or https, a header with a line break) is
@@ -43,9 +92,10 @@ pub struct Endpoint {
     name: String,
     method: Method,
     url: Option<Url>,
-    content_type: String,
+    content_type: Option<String>,
     headers: Vec<(String, String)>,
-    data: Option<Value>,
+    body: Option<RequestBody>,
+    format: BodyFormat,
     timeout: Duration,
     problem: Option<String>,
 }
@@ -61,9 +111,10 @@ impl Endpoint {
             name: name.into(),
             method,
             url,
-            content_type: DEFAULT_CONTENT_TYPE.to_owned(),
+            content_type: None,
             headers: Vec::new(),
-            data: None,
+            body: None,
+            format: BodyFormat::Json,
             timeout: DEFAULT_TIMEOUT,
             problem,
         }
@@ -79,41 +130,82 @@ impl Endpoint {
         Self::new(name, Method::Get, url)
     }
 
-    /// Sends `data` as the JSON body.
+    /// Sends `data` as the JSON body (`Content-Type: application/json` unless set).
     pub fn json(mut self, data: Value) -> Self {
-        self.data = Some(data);
+        self.body = Some(RequestBody::Json(data));
         self
     }
 
-    /// Sets the `Content-Type` sent with the body (default `application/json`).
+    /// Sends `text` as the body, as it is (`Content-Type: text/plain; charset=utf-8`
+    /// unless set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ep = fanout::Endpoint::post("log", "http://127.0.0.1:9/log").text("hello");
+    /// assert_eq!(ep.media_type(), "text/plain; charset=utf-8");
+    /// ```
+    pub fn text(mut self, text: impl Into<String>) -> Self {
+        self.body = Some(RequestBody::Text(text.into()));
+        self
+    }
+
+    /// Sends `bytes` as the body, as they are (`Content-Type: application/octet-stream`
+    /// unless set).
+    pub fn bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(RequestBody::Bytes(bytes.into()));
+        self
+    }
+
+    /// Sends `fields` as an HTML form (`application/x-www-form-urlencoded`), in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ep = fanout::Endpoint::post("login", "http://127.0.0.1:9/login")
+    ///     .form([("user", "ada"), ("note", "a&b")]);
+    /// assert_eq!(ep.media_type(), "application/x-www-form-urlencoded");
+    /// ```
+    pub fn form<K: AsRef<str>, V: AsRef<str>>(
+        mut self,
+        fields: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        self.body = Some(RequestBody::Form(encoded));
+        self
+    }
+
+    /// Reads the reply's body as `format` instead of JSON; the default `Accept` header
+    /// follows (`*/*` for text and bytes).
+    pub fn expect(mut self, format: BodyFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// Sets the `Content-Type` sent with the body (default: the body's own, such as
+    /// `application/json` for [`json`](Self::json)).
     pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
         let content_type = content_type.into();
-        if let Err(problem) = check_header_value("content_type", &content_type) {
+        if let Err(problem) = headers::check_value("content_type", &content_type) {
             self.note_problem(problem);
         }
-        self.content_type = content_type;
+        self.content_type = Some(content_type);
         self
     }
 
-    /// Adds a request header. `Content-Type` is the same as
+    /// Adds a request header; it replaces the client's default of the same name
+    /// (`User-Agent`, `Accept`, …). `Content-Type` is the same as
     /// [`content_type`](Self::content_type). A name that is not an HTTP token, a value
     /// with a line break or a non-ASCII byte, or a header the transport writes itself
-    /// (`Host`, `Content-Length`, `Transfer-Encoding`, `Connection`, `Expect`) makes the endpoint
-    /// invalid, and the header is not kept.
+    /// (`Host`, `Content-Length`, `Transfer-Encoding`, `Connection`, `Expect`) makes the
+    /// endpoint invalid, and the header is not kept.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
-        match check_header_name(&name).and_then(|()| check_header_value(&name, &value)) {
+        match headers::check(&name, &value) {
             Err(problem) => self.note_problem(problem),
             Ok(()) if name.eq_ignore_ascii_case("content-type") => return self.content_type(value),
-            // A second framing header beside the transport's own would let the server
-            // misread where the request ends.
-            Ok(())
-                if TRANSPORT_HEADERS
-                    .iter()
-                    .any(|h| name.eq_ignore_ascii_case(h)) =>
-            {
-                self.note_problem(format!("header `{name}` is set by the transport"));
-            }
             Ok(()) => self.headers.push((name, value)),
         }
         self
@@ -152,10 +244,15 @@ impl Endpoint {
         self.url.as_ref()
     }
 
-    /// The `Content-Type` sent with the body (set with [`content_type`](Self::content_type)).
+    /// The `Content-Type` sent with the body: the one set with
+    /// [`content_type`](Self::content_type), or the body's own.
     #[doc(alias = "get_content_type")]
     pub fn media_type(&self) -> &str {
-        &self.content_type
+        match (&self.content_type, &self.body) {
+            (Some(set), _) => set,
+            (None, Some(body)) => body.content_type(),
+            (None, None) => DEFAULT_CONTENT_TYPE,
+        }
     }
 
     /// The extra request headers, in the order they were added.
@@ -163,9 +260,30 @@ impl Endpoint {
         &self.headers
     }
 
-    /// The JSON body, if any.
+    /// The JSON body, if the body is JSON.
     pub fn data(&self) -> Option<&Value> {
-        self.data.as_ref()
+        match &self.body {
+            Some(RequestBody::Json(data)) => Some(data),
+            _ => None,
+        }
+    }
+
+    /// How the reply's body is read (set with [`expect`](Self::expect)).
+    pub fn format(&self) -> BodyFormat {
+        self.format
+    }
+
+    /// The body as bytes on the wire, if there is one.
+    pub(crate) fn body_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        Ok(Some(match &self.body {
+            None => return Ok(None),
+            Some(RequestBody::Json(data)) => {
+                serde_json::to_vec(data).map_err(|e| format!("the body cannot be encoded ({e})"))?
+            }
+            Some(RequestBody::Text(text)) => text.as_bytes().to_vec(),
+            Some(RequestBody::Bytes(bytes)) => bytes.clone(),
+            Some(RequestBody::Form(form)) => form.as_bytes().to_vec(),
+        }))
     }
 
     /// How long the whole call may take (set with [`timeout`](Self::timeout)).
@@ -180,16 +298,6 @@ impl Endpoint {
     }
 }
 
-/// Headers the transport writes for every request, which an endpoint may not set;
-/// `Expect: 100-continue` would draw an interim reply the transport refuses.
-const TRANSPORT_HEADERS: [&str; 5] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "expect",
-];
-
 /// The URL, if it is one this client can call: http or https.
 fn parse_url(text: &str) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("malformed url `{text}` ({e})"))?;
@@ -202,30 +310,6 @@ fn parse_url(text: &str) -> Result<Url, String> {
         }
     }
     Ok(url)
-}
-
-/// Header names must be HTTP tokens (RFC 9110 §5.6.2); anything else could not be sent.
-fn check_header_name(name: &str) -> Result<(), String> {
-    let is_token_byte = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if name.is_empty() || !name.bytes().all(is_token_byte) {
-        return Err(format!(
-            "header name `{}` is not a valid HTTP token",
-            name.escape_debug()
-        ));
-    }
-    Ok(())
-}
-
-/// Header values must be visible ASCII: a line break would let a value inject headers.
-fn check_header_value(name: &str, value: &str) -> Result<(), String> {
-    let is_value_byte = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
-    if !value.bytes().all(is_value_byte) {
-        return Err(format!(
-            "header `{name}` has a value with a line break, control or non-ASCII character (`{}`)",
-            value.escape_debug()
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -15,18 +15,22 @@ pub enum ErrorKind {
     Connect,
     /// The call did not finish within its endpoint's timeout.
     Timeout,
-    /// The reply is not well-formed HTTP/1.1, or the connection was reset or cut off
+    /// The reply is not well-formed HTTP/1.x, or the connection was reset or cut off
     /// before the reply was whole.
     Protocol,
-    /// The reply arrived whole but its body is not JSON.
+    /// The reply arrived whole but its body could not be read as asked: not JSON, or
+    /// compressed in a way that does not decompress.
     Decode,
-    /// The reply's body is larger than the client's body limit.
+    /// The reply's body is larger than the client's body limit (counted decompressed).
     BodyTooLarge,
+    /// Redirects could not be followed to a final reply: more hops than allowed, a
+    /// loop, or a `Location` that is not an http(s) URL.
+    Redirect,
 }
 
 impl ErrorKind {
     /// The stable name of this kind: `invalid_endpoint`, `connect`, `timeout`,
-    /// `protocol`, `decode` or `body_too_large`.
+    /// `protocol`, `decode`, `body_too_large` or `redirect`.
     ///
     /// # Examples
     ///
@@ -41,6 +45,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Decode => "decode",
             ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::Redirect => "redirect",
         }
     }
 }
@@ -66,6 +71,7 @@ struct Inner {
     message: String,
     status: Option<u16>,
     body_prefix: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
 /// How much of a body that is not JSON an error keeps, so the caller can see what came back.
@@ -80,8 +86,18 @@ impl Error {
                 message: message.into(),
                 status: None,
                 body_prefix: None,
+                source: None,
             }),
         }
+    }
+
+    /// Keeps `cause` as the error's [`source`](std::error::Error::source).
+    pub(crate) fn with_source(
+        mut self,
+        cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        self.inner.source = cause;
+        self
     }
 
     pub(crate) fn with_status(mut self, status: u16) -> Self {
@@ -135,6 +151,11 @@ impl Error {
     pub fn is_connect(&self) -> bool {
         self.inner.kind == ErrorKind::Connect
     }
+
+    /// Whether redirects could not be followed to a final reply.
+    pub fn is_redirect(&self) -> bool {
+        self.inner.kind == ErrorKind::Redirect
+    }
 }
 
 impl fmt::Display for Error {
@@ -155,7 +176,14 @@ impl fmt::Debug for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -38,17 +38,25 @@ mod client;
 mod config;
 mod endpoint;
 mod error;
+mod headers;
+mod redirect;
 mod report;
 #[cfg(feature = "stub")]
 pub mod stub;
 mod transport;
 
-pub use client::{BuildError, Client, ClientBuilder, DEFAULT_BODY_LIMIT, DEFAULT_IDLE_TIMEOUT};
+pub use client::{
+    BuildError, Client, ClientBuilder, DEFAULT_BODY_LIMIT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_IDLE_PER_ORIGIN, DEFAULT_USER_AGENT,
+};
 pub use config::{load_endpoints, parse_endpoints, LoadError};
-pub use endpoint::{Endpoint, DEFAULT_CONTENT_TYPE, DEFAULT_TIMEOUT};
+pub use endpoint::{BodyFormat, Endpoint, DEFAULT_CONTENT_TYPE, DEFAULT_TIMEOUT};
 pub use error::{Error, ErrorKind};
+pub use headers::Headers;
+pub use redirect::DEFAULT_REDIRECTS;
 pub use report::{Outcome, Reply, Report};
 pub use surf::http::Method;
+pub use surf::Url;
 
 // The README's code must compile too.
 #[cfg(doctest)]

@@ -1,20 +1,77 @@
 //! What a gather gives back: one outcome per endpoint, in input order, and its JSON form.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use surf::Url;
 
 use crate::error::Error;
+use crate::headers::Headers;
 
-/// A reply: any HTTP status (a 404 or a 500 is data, not an error) with a JSON body.
+/// A reply: any HTTP status (a 404 or a 500 is data, not an error), its headers, the
+/// URL it came from after redirects, and its body, read as the endpoint's
+/// [`BodyFormat`](crate::BodyFormat) says (JSON by default).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Reply {
-    /// The HTTP status code.
+    /// The HTTP status code as the server sent it, 100 to 999 (such as 499 or 520).
     pub status: u16,
-    /// The body parsed as JSON; an empty body reads as `null`.
+    /// The body parsed as JSON (an empty body reads as `null`), or as text or left
+    /// `null` when the endpoint expects text or bytes.
     pub body: Value,
+    /// The reply's header fields. When the body was decompressed, `Content-Encoding`
+    /// and `Content-Length` are gone: they described the body as sent.
+    pub headers: Headers,
+    /// The URL the reply came from: the endpoint's, or the last redirect's.
+    pub url: Url,
+    bytes: Vec<u8>,
+}
+
+impl Reply {
+    pub(crate) fn new(
+        status: u16,
+        body: Value,
+        headers: Headers,
+        url: Url,
+        bytes: Vec<u8>,
+    ) -> Self {
+        Reply {
+            status,
+            body,
+            headers,
+            url,
+            bytes,
+        }
+    }
+
+    /// The body as the server sent it (decompressed), whatever the format.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The body as text, bytes that are not UTF-8 replaced with `U+FFFD`.
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
+    }
+
+    /// The headers as a JSON object, name → value (or an array of values when a name
+    /// repeats), names lower-cased.
+    fn headers_json(&self) -> Value {
+        let mut object = Map::new();
+        for (name, value) in self.headers.iter() {
+            let value = Value::from(String::from_utf8_lossy(value));
+            match object.get_mut(&name.to_ascii_lowercase()) {
+                Some(Value::Array(values)) => values.push(value),
+                Some(first) => *first = Value::Array(vec![first.take(), value]),
+                None => {
+                    object.insert(name.to_ascii_lowercase(), value);
+                }
+            }
+        }
+        Value::Object(object)
+    }
 }
 
 /// What became of one endpoint's call.
@@ -40,20 +97,37 @@ impl Outcome {
         self.result.as_ref().err()
     }
 
-    /// The outcome as JSON: `{"name", "status", "body", "elapsed_s"}` for a reply,
+    /// The outcome as JSON: `{"name", "status", "url", "body", "elapsed_s"}` for a reply,
     /// `{"name", "error": {"kind", "message"}, "elapsed_s"}` for a failure, where
     /// `message` is the error's whole text, endpoint name first, so it stands on its own
     /// when copied into a log; the error also has `status` and `body_prefix` when the
     /// reply got that far (a `decode` error keeps both).
     pub fn to_json(&self) -> Value {
+        self.json(false)
+    }
+
+    /// As [`to_json`](Self::to_json), and a reply also carries its `headers`, an object
+    /// of lower-cased name → value (an array of values where a name repeats).
+    pub fn to_json_with_headers(&self) -> Value {
+        self.json(true)
+    }
+
+    fn json(&self, with_headers: bool) -> Value {
         let elapsed_s = self.elapsed.as_secs_f64();
         match &self.result {
-            Ok(reply) => json!({
-                "name": self.name,
-                "status": reply.status,
-                "body": reply.body,
-                "elapsed_s": elapsed_s,
-            }),
+            Ok(reply) => {
+                let mut json = json!({
+                    "name": self.name,
+                    "status": reply.status,
+                    "url": reply.url.as_str(),
+                    "body": reply.body,
+                    "elapsed_s": elapsed_s,
+                });
+                if with_headers {
+                    json["headers"] = reply.headers_json();
+                }
+                json
+            }
             Err(err) => {
                 let mut error = json!({"kind": err.kind().as_str(), "message": err.to_string()});
                 // What a failed reply did say: the status, and the start of a body that
@@ -110,9 +184,19 @@ impl Report {
     /// assert_eq!(report.to_json()["results"], serde_json::json!([]));
     /// ```
     pub fn to_json(&self) -> Value {
+        self.json(false)
+    }
+
+    /// As [`to_json`](Self::to_json), each reply with its headers
+    /// ([`Outcome::to_json_with_headers`]).
+    pub fn to_json_with_headers(&self) -> Value {
+        self.json(true)
+    }
+
+    fn json(&self, with_headers: bool) -> Value {
         json!({
             "elapsed_s": self.elapsed.as_secs_f64(),
-            "results": self.outcomes.iter().map(Outcome::to_json).collect::<Vec<_>>(),
+            "results": self.outcomes.iter().map(|o| o.json(with_headers)).collect::<Vec<_>>(),
         })
     }
 }

@@ -247,7 +247,7 @@ fn a_reply_that_is_not_http_is_a_protocol_error() {
     assert_failed(
         &outcome,
         ErrorKind::Protocol,
-        "the reply is not valid HTTP/1.1",
+        "the reply is not valid HTTP/1.x",
         MARGIN,
     );
 }
@@ -274,7 +274,7 @@ fn a_reply_that_never_breaks_a_line_is_refused_without_buffering_it() {
     assert_failed(
         &outcome,
         ErrorKind::Protocol,
-        "the reply is not valid HTTP/1.1 (the reply head did not end within 64 KiB)",
+        "the reply head did not end within 64 KiB",
         MARGIN,
     );
 }
@@ -363,7 +363,7 @@ fn a_500_with_a_json_body_is_a_reply() {
 }
 
 #[test]
-fn a_redirect_loop_is_not_followed_but_returned_as_a_3xx_reply() {
+fn a_redirect_loop_is_a_redirect_error_found_without_going_round() {
     let requests = Arc::new(AtomicUsize::new(0));
     let counted = requests.clone();
     let server = RawServer::start(move |mut stream| {
@@ -380,12 +380,12 @@ fn a_redirect_loop_is_not_followed_but_returned_as_a_3xx_reply() {
     });
     let faulty = Endpoint::get("loop", server.url("/loop")).timeout(PATIENT);
     let outcome = beside_a_healthy_call(&Client::new(), faulty);
-    let reply = assert_replied(&outcome);
-    assert_eq!((reply.status, &reply.body), (302, &Value::Null));
+    let err = assert_failed(&outcome, ErrorKind::Redirect, "redirect loop", MARGIN);
+    assert!(err.message().contains("/loop"), "{err}");
     assert_eq!(
         requests.load(Ordering::SeqCst),
         1,
-        "the redirect was followed"
+        "the loop was gone round"
     );
 }
 
@@ -603,16 +603,6 @@ fn a_chunked_end_that_arrives_in_pieces_does_not_stall_the_call() {
 }
 
 #[test]
-fn an_interim_1xx_reply_is_a_protocol_error_not_the_answer() {
-    let server = answers_and_closes(
-        b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}",
-    );
-    let faulty = Endpoint::get("early", server.url("/")).timeout(PATIENT);
-    let outcome = beside_a_healthy_call(&Client::new(), faulty);
-    assert_failed(&outcome, ErrorKind::Protocol, "interim 103 reply", MARGIN);
-}
-
-#[test]
 fn a_head_request_reads_no_body_and_keeps_its_connection() {
     // A reply to HEAD announces a length but carries no body; reading one would hang.
     let server = RawServer::answering(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n");
@@ -628,16 +618,6 @@ fn a_head_request_reads_no_body_and_keeps_its_connection() {
         assert!(outcome.elapsed < MARGIN, "took {:?}", outcome.elapsed);
     }
     assert_eq!(server.connections_accepted(), 1);
-}
-
-#[test]
-fn a_non_ascii_header_value_is_a_protocol_error_not_a_panic() {
-    let server = RawServer::answering(
-        "HTTP/1.1 200 OK\r\nx-name: café\r\ncontent-length: 2\r\n\r\n{}".as_bytes(),
-    );
-    let faulty = Endpoint::get("accent", server.url("/")).timeout(PATIENT);
-    let outcome = beside_a_healthy_call(&Client::new(), faulty);
-    assert_failed(&outcome, ErrorKind::Protocol, "not ASCII", MARGIN);
 }
 
 #[test]
@@ -665,7 +645,7 @@ fn a_transfer_coding_other_than_chunked_is_refused_and_its_connection_dropped() 
         assert_failed(
             &outcome,
             ErrorKind::Protocol,
-            "Transfer-Encoding `gzip, chunked`",
+            "Transfer-Encoding `gzip` is not supported",
             MARGIN,
         );
     }
@@ -677,9 +657,9 @@ fn a_transfer_coding_other_than_chunked_is_refused_and_its_connection_dropped() 
 }
 
 #[test]
-fn an_endless_chunk_size_line_is_cut_short_by_the_timeout() {
-    // `000…` forever is a valid start of a chunk size; async-h1 parses it byte by byte
-    // without ever returning while bytes keep coming.
+fn an_endless_chunk_size_line_is_refused_long_before_the_timeout() {
+    // `000…` forever is a valid start of a chunk size; a decoder that reads it byte by
+    // byte without a bound never returns while bytes keep coming.
     let server = RawServer::start(|mut stream| async move {
         let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
         if read_request(&mut stream).await.is_none() || stream.write_all(head).await.is_err() {
@@ -688,9 +668,14 @@ fn an_endless_chunk_size_line_is_cut_short_by_the_timeout() {
         let zeros = vec![b'0'; 64 * 1024];
         while stream.write_all(&zeros).await.is_ok() {}
     });
-    let faulty = Endpoint::get("zeros", server.url("/")).timeout(LIMIT);
+    let faulty = Endpoint::get("zeros", server.url("/")).timeout(PATIENT);
     let outcome = beside_a_healthy_call(&Client::new(), faulty);
-    assert_timed_out(&outcome, LIMIT, "while reading the response body");
+    assert_failed(
+        &outcome,
+        ErrorKind::Protocol,
+        "the chunked body is malformed",
+        MARGIN,
+    );
 }
 
 #[test]
@@ -705,18 +690,4 @@ fn a_reply_listing_close_among_connection_options_is_not_reused() {
         assert_eq!(outcome.reply().map(|r| r.status), Some(200), "{outcome:?}");
     }
     assert_eq!(server.connections_accepted(), 2);
-}
-
-#[test]
-fn a_status_code_http_types_does_not_know_is_a_protocol_error() {
-    let server =
-        RawServer::answering(b"HTTP/1.1 499 Client Closed Request\r\ncontent-length: 2\r\n\r\n{}");
-    let faulty = Endpoint::get("odd_status", server.url("/")).timeout(PATIENT);
-    let outcome = beside_a_healthy_call(&Client::new(), faulty);
-    assert_failed(
-        &outcome,
-        ErrorKind::Protocol,
-        "status code is not one http-types knows",
-        MARGIN,
-    );
 }

@@ -1,13 +1,10 @@
-//! The response body's length rules: never more than the cap, never less than announced.
+//! The response body's cap: a sink that refuses the byte past the limit, so a body never
+//! takes more memory than the limit, decoded or not.
 
 use std::fmt;
-use std::io;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::io::{self, Write};
 
-use futures::io::{AsyncBufRead, AsyncRead};
-
-/// The error inside the `io::Error` a [`LimitedBody`] fails with once the cap is passed.
+/// Why a body was refused: it passed, or announced it would pass, the limit.
 #[derive(Debug)]
 pub(crate) struct BodyTooLarge {
     pub(crate) limit: u64,
@@ -29,101 +26,69 @@ impl fmt::Display for BodyTooLarge {
 
 impl std::error::Error for BodyTooLarge {}
 
-/// Wraps a response body so that reading it fails with [`BodyTooLarge`] as soon as it
-/// would pass `limit` bytes (at once, if its Content-Length already says so), and with
-/// `UnexpectedEof` if the connection ends before the announced Content-Length.
-/// It never holds more than the reader below it does.
+/// The body as it is read (decoded, where a decoder writes into it), refusing the byte
+/// past `limit`. It is a `Write` so that a decompressor can write into it directly.
 #[derive(Debug)]
-pub(crate) struct LimitedBody<R> {
-    inner: R,
-    budget: Budget,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Budget {
+pub(crate) struct LimitedBody {
+    bytes: Vec<u8>,
     limit: u64,
-    announced: Option<u64>,
-    read: u64,
+    /// Set once a write was refused, so a decoder's failure can be told from ours.
+    exceeded: bool,
 }
 
-impl Budget {
-    fn too_large(self) -> io::Error {
-        io::Error::other(BodyTooLarge {
-            limit: self.limit,
-            announced: self.announced,
-        })
-    }
-
-    /// Refuses a body whose Content-Length alone is over the limit, before reading any of it.
-    fn check_announced(self) -> io::Result<()> {
-        match self.announced {
-            Some(announced) if announced > self.limit => Err(self.too_large()),
-            _ => Ok(()),
+impl LimitedBody {
+    /// An empty body with room for what the server announced, up to 1 MiB: the first
+    /// read never regrows, and a false announcement costs little.
+    pub(crate) fn new(limit: u64, announced: Option<u64>) -> Self {
+        let capacity = announced.unwrap_or(0).min(limit).min(1 << 20);
+        LimitedBody {
+            bytes: Vec::with_capacity(capacity as usize),
+            limit,
+            exceeded: false,
         }
     }
 
-    /// Checks a chunk of `len` bytes from below (0: end of body) before handing it up;
-    /// the readers have already run [`check_announced`](Self::check_announced).
-    fn admit(self, len: usize) -> io::Result<()> {
-        if len == 0 {
-            if let Some(announced) = self.announced.filter(|&a| a > self.read) {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "connection closed after {} of {announced} announced body bytes",
-                        self.read
-                    ),
-                ));
-            }
-        } else if self.read + len as u64 > self.limit {
-            return Err(self.too_large());
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    pub(crate) fn exceeded(&self) -> bool {
+        self.exceeded
+    }
+
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+impl Write for LimitedBody {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() as u64 + buf.len() as u64 > self.limit {
+            self.exceeded = true;
+            return Err(io::Error::other(BodyTooLarge {
+                limit: self.limit,
+                announced: None,
+            }));
         }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
 
-impl<R> LimitedBody<R> {
-    pub(crate) fn new(inner: R, limit: u64, announced: Option<u64>) -> Self {
-        LimitedBody {
-            inner,
-            budget: Budget {
-                limit,
-                announced,
-                read: 0,
-            },
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<R: AsyncRead + Unpin> AsyncRead for LimitedBody<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        self.budget.check_announced()?;
-        let n = ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        self.budget.admit(n)?;
-        self.budget.read += n as u64;
-        Poll::Ready(Ok(n))
-    }
-}
-
-impl<R: AsyncBufRead + Unpin> AsyncBufRead for LimitedBody<R> {
-    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
-        let this = self.get_mut();
-        let budget = this.budget;
-        budget.check_announced()?;
-        let chunk = ready!(Pin::new(&mut this.inner).poll_fill_buf(cx))?;
-        budget.admit(chunk.len())?;
-        Poll::Ready(Ok(chunk))
-    }
-
-    fn consume(mut self: Pin<&mut Self>, amt: usize) {
-        self.budget.read += amt as u64;
-        Pin::new(&mut self.inner).consume(amt);
+    #[test]
+    fn the_byte_past_the_limit_is_refused_and_nothing_of_it_kept() {
+        let mut body = LimitedBody::new(4, None);
+        assert!(body.write_all(b"abc").is_ok());
+        assert!(body.write_all(b"de").is_err());
+        assert!(body.exceeded());
+        assert_eq!(body.into_bytes(), b"abc");
     }
 }

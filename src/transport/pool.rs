@@ -1,14 +1,11 @@
-//! Idle keep-alive connections, per origin, and the body wrapper that gives a connection
-//! back only once its response body has been read to the end.
+//! Idle keep-alive connections, per origin: a connection comes back here only once its
+//! reply was read to the end, at most a few per origin are kept, and none past its idle
+//! timeout.
 
 use std::collections::{HashMap, VecDeque};
-use std::io;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::io::{AsyncBufRead, AsyncRead};
 use surf::http::url::Host;
 
 use super::conn::Conn;
@@ -22,25 +19,35 @@ pub(crate) struct Origin {
     pub(crate) port: u16,
 }
 
-/// Idle connections by origin. There is no cap on connections per host: every call of a
-/// batch that finds no idle connection opens its own.
+/// Idle connections by origin. There is no cap on connections in use: every call of a
+/// batch that finds no idle connection opens its own. Idle ones are capped per origin,
+/// so a batch of 5,000 calls does not leave 5,000 sockets open after it.
 #[derive(Debug, Clone)]
 pub(crate) struct Pool {
-    idle: Arc<Mutex<HashMap<Origin, VecDeque<Idle>>>>,
+    idle: Arc<Mutex<Idle>>,
     idle_timeout: Duration,
+    max_per_origin: usize,
+}
+
+#[derive(Debug, Default)]
+struct Idle {
+    by_origin: HashMap<Origin, VecDeque<Parked>>,
+    /// When every origin was last swept of expired connections.
+    swept: Option<Instant>,
 }
 
 #[derive(Debug)]
-struct Idle {
+struct Parked {
     conn: Conn,
     since: Instant,
 }
 
 impl Pool {
-    pub(crate) fn new(idle_timeout: Duration) -> Self {
+    pub(crate) fn new(idle_timeout: Duration, max_per_origin: usize) -> Self {
         Pool {
             idle: Arc::default(),
             idle_timeout,
+            max_per_origin,
         }
     }
 
@@ -50,10 +57,10 @@ impl Pool {
         loop {
             let idle = {
                 let mut idle = self.lock();
-                let conns = idle.get_mut(origin)?;
+                let conns = idle.by_origin.get_mut(origin)?;
                 let found = conns.pop_back();
                 if conns.is_empty() {
-                    idle.remove(origin);
+                    idle.by_origin.remove(origin);
                 }
                 found?
             };
@@ -64,27 +71,44 @@ impl Pool {
         }
     }
 
-    /// Keeps `conn` for the next call to `origin`, and closes that origin's connections
-    /// that have been idle too long. There is no task to sweep in the background (the
-    /// pool must work under any executor), so this is where they are found; the oldest
-    /// are at the front.
+    /// Keeps `conn` for the next call to `origin`; the oldest idle connection to that
+    /// origin is closed when it already has its share. There is no task to sweep in the
+    /// background (the pool must work under any executor), so this is also where
+    /// expired connections are closed: this origin's at every check-in, all origins'
+    /// at most once per idle timeout (as ureq's pool does on each use).
     pub(crate) fn checkin(&self, origin: Origin, conn: Conn) {
-        if self.idle_timeout.is_zero() {
+        if self.idle_timeout.is_zero() || self.max_per_origin == 0 {
             return;
         }
-        let since = Instant::now();
+        let now = Instant::now();
+        let fresh = |parked: &Parked| now.duration_since(parked.since) < self.idle_timeout;
         let mut idle = self.lock();
-        let conns = idle.entry(origin).or_default();
-        while conns
-            .front()
-            .is_some_and(|oldest| oldest.since.elapsed() >= self.idle_timeout)
+        if idle
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= self.idle_timeout)
+        {
+            idle.by_origin.retain(|_, conns| {
+                conns.retain(fresh);
+                !conns.is_empty()
+            });
+            idle.swept = Some(now);
+        }
+        let conns = idle.by_origin.entry(origin).or_default();
+        while conns.front().is_some_and(|oldest| !fresh(oldest))
+            || conns.len() >= self.max_per_origin
         {
             conns.pop_front();
         }
-        conns.push_back(Idle { conn, since });
+        conns.push_back(Parked { conn, since: now });
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, VecDeque<Idle>>> {
+    /// How many idle connections are kept, over all origins.
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
+        self.lock().by_origin.values().map(VecDeque::len).sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
         // The map is valid after any panic in a holder (each update is one call), so a
         // poisoned lock is still usable.
         self.idle
@@ -93,54 +117,63 @@ impl Pool {
     }
 }
 
-/// A response body that checks its connection back into the pool when it reaches its
-/// end. Dropped before that (half-read), it takes the connection with it: the unread
-/// rest of the body would corrupt the next response.
-#[derive(Debug)]
-pub(crate) struct ReturnOnEnd<R> {
-    inner: R,
-    home: Option<(Pool, Origin, Conn)>,
-}
+#[cfg(test)]
+mod tests {
+    use super::super::conn::Tcp;
+    use super::*;
+    use async_io::Async;
 
-impl<R> ReturnOnEnd<R> {
-    /// `home` is where the connection goes back to; `None` when it must not be reused.
-    pub(crate) fn new(inner: R, home: Option<(Pool, Origin, Conn)>) -> Self {
-        ReturnOnEnd { inner, home }
+    /// A real loopback connection: the pool checks idle ones with a peek.
+    fn loopback(listener: &std::net::TcpListener) -> (Conn, std::net::TcpStream) {
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (Conn::Plain(Tcp::new(Async::new(client).unwrap())), server)
     }
-}
 
-/// Gives the connection back, the first time the body reports its end.
-fn reached_end(home: &mut Option<(Pool, Origin, Conn)>) {
-    if let Some((pool, origin, conn)) = home.take() {
-        pool.checkin(origin, conn);
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for ReturnOnEnd<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let n = ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        if n == 0 && !buf.is_empty() {
-            reached_end(&mut self.home);
+    fn origin(port: u16) -> Origin {
+        Origin {
+            tls: false,
+            host: Host::Domain("localhost".to_owned()),
+            port,
         }
-        Poll::Ready(Ok(n))
     }
-}
 
-impl<R: AsyncBufRead + Unpin> AsyncBufRead for ReturnOnEnd<R> {
-    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
-        let this = self.get_mut();
-        let chunk = ready!(Pin::new(&mut this.inner).poll_fill_buf(cx))?;
-        if chunk.is_empty() {
-            reached_end(&mut this.home);
+    #[test]
+    fn each_origin_keeps_at_most_its_share_and_the_newest_comes_out_first() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let pool = Pool::new(Duration::from_secs(60), 2);
+        let mut servers = Vec::new();
+        for port in [1, 1, 1, 2] {
+            let (conn, server) = loopback(&listener);
+            servers.push(server);
+            pool.checkin(origin(port), conn);
         }
-        Poll::Ready(Ok(chunk))
+        assert_eq!(pool.idle_count(), 3);
+        assert!(pool.checkout(&origin(1)).is_some());
+        assert!(pool.checkout(&origin(1)).is_some());
+        assert!(pool.checkout(&origin(1)).is_none());
     }
 
-    fn consume(mut self: Pin<&mut Self>, amt: usize) {
-        Pin::new(&mut self.inner).consume(amt);
+    #[test]
+    fn a_connection_the_server_closed_is_not_handed_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let pool = Pool::new(Duration::from_secs(60), 4);
+        let (conn, server) = loopback(&listener);
+        pool.checkin(origin(1), conn);
+        drop(server);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(pool.checkout(&origin(1)).is_none());
+    }
+
+    #[test]
+    fn expired_connections_of_every_origin_are_swept() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let pool = Pool::new(Duration::from_millis(20), 4);
+        let (a, _server_a) = loopback(&listener);
+        pool.checkin(origin(1), a);
+        std::thread::sleep(Duration::from_millis(40));
+        let (b, _server_b) = loopback(&listener);
+        pool.checkin(origin(2), b);
+        assert_eq!(pool.idle_count(), 1);
     }
 }

@@ -1,0 +1,191 @@
+//! Header fields as a server sent them, and the rules a header must meet to be sent.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// A reply's header fields, in the order the server sent them. Names are looked up
+/// ignoring case; values are kept as bytes (a server may send bytes over 0x7F), and read
+/// as text lossily.
+///
+/// # Examples
+///
+/// ```
+/// let headers = fanout::Headers::from_pairs([("Content-Type", "application/json"), ("X-Name", "café")]);
+/// assert_eq!(headers.get("content-type").as_deref(), Some("application/json"));
+/// assert_eq!(headers.get("x-name").as_deref(), Some("café"));
+/// assert_eq!(headers.get("missing"), None);
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    fields: Vec<(String, Vec<u8>)>,
+}
+
+impl Headers {
+    /// Headers from `(name, value)` pairs, in order.
+    pub fn from_pairs<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Self
+    where
+        N: Into<String>,
+        V: Into<Vec<u8>>,
+    {
+        Headers {
+            fields: pairs
+                .into_iter()
+                .map(|(n, v)| (n.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// Adds a field at the end.
+    pub(crate) fn push(&mut self, name: String, value: Vec<u8>) {
+        self.fields.push((name, value));
+    }
+
+    /// Removes every field called `name`.
+    pub(crate) fn remove(&mut self, name: &str) {
+        self.fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    /// The first value of the field `name` (any case), as text: bytes that are not UTF-8
+    /// are replaced with `U+FFFD`.
+    pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.get_bytes(name).map(String::from_utf8_lossy)
+    }
+
+    /// The first value of the field `name` (any case), as sent.
+    pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Every value of the field `name` (any case), in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Whether the comma-separated values of field `name` list `token` (any case), as
+    /// `Connection: keep-alive, close` lists `close`.
+    pub(crate) fn has_token(&self, name: &str, token: &str) -> bool {
+        self.get_all(name)
+            .flat_map(|value| value.split(|&b| b == b','))
+            .any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    }
+
+    /// Every field, in order, with its value as sent.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+
+    /// How many fields there are.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether there are no fields.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.fields
+                    .iter()
+                    .map(|(n, v)| (n, String::from_utf8_lossy(v))),
+            )
+            .finish()
+    }
+}
+
+/// Header names must be HTTP tokens (RFC 9110 §5.6.2); anything else could not be sent.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let is_token_byte = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(format!(
+            "header name `{}` is not a valid HTTP token",
+            name.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// Header values must be visible ASCII: a line break would let a value inject headers.
+pub(crate) fn check_value(name: &str, value: &str) -> Result<(), String> {
+    let is_value_byte = |b: u8| b == b'\t' || (b' '..=b'~').contains(&b);
+    if !value.bytes().all(is_value_byte) {
+        return Err(format!(
+            "header `{name}` has a value with a line break, control or non-ASCII character (`{}`)",
+            value.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// Headers the transport writes for every request, which a caller may not set: a second
+/// framing header beside the transport's own would let the server misread where the
+/// request ends, and `Expect: 100-continue` would make the request wait for a reply the
+/// transport does not wait for.
+pub(crate) const TRANSPORT_HEADERS: [&str; 5] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "expect",
+];
+
+/// Checks a header a caller wants sent: a valid name, a safe value, not one the
+/// transport writes.
+pub(crate) fn check(name: &str, value: &str) -> Result<(), String> {
+    check_name(name)?;
+    check_value(name, value)?;
+    if TRANSPORT_HEADERS
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+    {
+        return Err(format!("header `{name}` is set by the transport"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_ignores_case_and_keeps_order() {
+        let headers = Headers::from_pairs([("Set-Cookie", "a=1"), ("set-cookie", "b=2")]);
+        let all: Vec<_> = headers.get_all("SET-COOKIE").collect();
+        assert_eq!(all, [&b"a=1"[..], &b"b=2"[..]]);
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_read_lossily() {
+        let headers = Headers::from_pairs([("x-name", &b"caf\xe9"[..])]);
+        assert_eq!(headers.get("x-name").as_deref(), Some("caf\u{fffd}"));
+        assert_eq!(headers.get_bytes("x-name"), Some(&b"caf\xe9"[..]));
+    }
+
+    #[test]
+    fn tokens_are_found_among_comma_separated_values() {
+        let headers = Headers::from_pairs([("Connection", "keep-alive, Close")]);
+        assert!(headers.has_token("connection", "close"));
+        assert!(!headers.has_token("connection", "upgrade"));
+    }
+
+    #[test]
+    fn framing_headers_and_line_breaks_are_refused() {
+        assert_eq!(
+            check("Transfer-Encoding", "chunked"),
+            Err("header `Transfer-Encoding` is set by the transport".to_owned())
+        );
+        assert!(check("x-a", "1\r\nx-b: 2").is_err());
+        assert!(check("x a", "1").is_err());
+        assert_eq!(check("authorization", "Bearer x"), Ok(()));
+    }
+}

@@ -1,0 +1,83 @@
+//! The read side of a connection during one reply: a buffer over the socket that the
+//! head parser and the body framing take bytes from.
+
+use futures::io::AsyncReadExt;
+
+use super::conn::Conn;
+use super::error::TransportError;
+
+/// How much is read from the socket at a time.
+const READ_SIZE: usize = 16 * 1024;
+
+/// How much may be read without a pause before the reader yields to the executor. A
+/// fast server could otherwise keep the read loop busy for as long as it sends (an
+/// endless body arrives faster than it is refused), and a future that never returns
+/// `Pending` cannot be timed out, nor can the other calls polled by the same task move.
+const YIELD_EVERY: usize = 256 * 1024;
+
+/// A connection with the bytes read from it but not yet used.
+#[derive(Debug)]
+pub(crate) struct Wire {
+    conn: Conn,
+    buf: Vec<u8>,
+    start: usize,
+    since_yield: usize,
+}
+
+impl Wire {
+    pub(crate) fn new(conn: Conn) -> Self {
+        Wire {
+            conn,
+            buf: Vec::new(),
+            start: 0,
+            since_yield: 0,
+        }
+    }
+
+    /// The bytes read but not yet used.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Marks the first `n` buffered bytes as used.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start >= self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Reads more bytes onto the end of the buffer, at most `room` of them (and never
+    /// none): the number read, 0 at the end of the stream. `doing` names the phase in
+    /// the error a failed read becomes.
+    pub(crate) async fn read_more(
+        &mut self,
+        room: usize,
+        doing: &str,
+    ) -> Result<usize, TransportError> {
+        if self.since_yield >= YIELD_EVERY {
+            self.since_yield = 0;
+            async_std::task::yield_now().await;
+        }
+        if self.start > 0 {
+            // Keep what is unused at the front, so the buffer does not grow with the reply.
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + room.clamp(1, READ_SIZE), 0);
+        let read = self.conn.read(&mut self.buf[len..]).await;
+        let n = *read.as_ref().unwrap_or(&0);
+        self.buf.truncate(len + n);
+        let n = read.map_err(|e| TransportError::io(doing, e))?;
+        self.since_yield += n;
+        Ok(n)
+    }
+
+    /// The connection, for the pool, once the reply is whole. `None` when bytes the
+    /// server sent past the reply are waiting: they would be read as the next reply.
+    pub(crate) fn into_idle(self) -> Option<Conn> {
+        self.buffered().is_empty().then_some(self.conn)
+    }
+}
