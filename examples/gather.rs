@@ -21,7 +21,8 @@ const HELP: &str = "\
 gather: call several HTTP endpoints at once, each under its own timeout
 
 USAGE:
-    cargo run --example gather -- [--config FILE] [--json]
+    cargo run --example gather -- [--config FILE] [--json [--include-headers]]
+                                  [--concurrency N] [--no-redirects]
     cargo run --example gather -- --serve
 
 With no --config, starts four local stub servers sleeping 1, 2, 3 and 4 s and gathers
@@ -34,6 +35,10 @@ OPTIONS:
                     content_type (application/json), time_out (50 s), data, headers.
                     e.g. examples/endpoints.json
     --json          print the report as one line of JSON instead of one line per result
+    --include-headers
+                    with --json: each reply also carries its headers
+    --concurrency N at most N calls in flight at once (default: all of them)
+    --no-redirects  a 3xx is a reply, not followed (default: up to 10 followed)
     --serve         only run four stubs on 127.0.0.1:30001-30004 until interrupted
     -h, --help      print this help
 
@@ -42,32 +47,75 @@ EXIT STATUS:
     1  at least one endpoint failed (timeout, connect, protocol, decode, ...)
     2  it could not start: usage or configuration error, or a port it could not listen on";
 
-/// What the command line asked for. Four flags: a hand-written match is enough.
+/// What the command line asked for.
 #[derive(Debug, Default)]
 struct Args {
     config: Option<PathBuf>,
     json: bool,
+    include_headers: bool,
+    concurrency: Option<usize>,
+    no_redirects: bool,
     serve: bool,
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+/// Parses the command line with `lexopt`: a handful of flags, some with values, is past
+/// what a hand-written match keeps clear, and lexopt adds no dependencies of its own.
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
     let mut parsed = Args::default();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--json" => parsed.json = true,
-            "--serve" => parsed.serve = true,
-            "--config" => {
-                let file = args.next().ok_or("--config needs a FILE")?;
+    let usage = |e: lexopt::Error| format!("{e} (see --help)");
+    while let Some(arg) = parser.next().map_err(usage)? {
+        match arg {
+            Short('h') | Long("help") => return Ok(None),
+            Long("json") => parsed.json = true,
+            Long("include-headers") => parsed.include_headers = true,
+            Long("no-redirects") => parsed.no_redirects = true,
+            Long("serve") => parsed.serve = true,
+            Long("config") => {
+                let file = parser.value().map_err(|_| "--config needs a FILE")?;
                 parsed.config = Some(PathBuf::from(file));
             }
-            other => return Err(format!("unknown argument `{other}` (see --help)")),
+            Long("concurrency") => {
+                let n = parser.value().map_err(|_| "--concurrency needs a number")?;
+                parsed.concurrency = match n.to_string_lossy().parse::<usize>() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => {
+                        return Err(format!(
+                            "--concurrency needs a number of at least 1, not `{}`",
+                            n.to_string_lossy()
+                        ))
+                    }
+                };
+            }
+            other => return Err(usage(other.unexpected())),
         }
     }
-    if parsed.serve && (parsed.config.is_some() || parsed.json) {
+    let any_other = parsed.config.is_some()
+        || parsed.json
+        || parsed.include_headers
+        || parsed.concurrency.is_some()
+        || parsed.no_redirects;
+    if parsed.serve && any_other {
         return Err("--serve takes no other option".to_owned());
     }
+    if parsed.include_headers && !parsed.json {
+        return Err("--include-headers goes with --json".to_owned());
+    }
     Ok(Some(parsed))
+}
+
+/// The client the command line asks for.
+fn client(args: &Args) -> Client {
+    let mut builder = Client::builder();
+    if let Some(n) = args.concurrency {
+        builder = builder.concurrency(n);
+    }
+    if args.no_redirects {
+        builder = builder.redirects(0);
+    }
+    // Nothing set here can be refused: the concurrency was checked when parsed.
+    builder.build().unwrap_or_default()
 }
 
 fn main() -> ExitCode {
@@ -97,8 +145,10 @@ fn main() -> ExitCode {
         },
     };
 
-    let report = async_std::task::block_on(Client::new().gather(&endpoints));
-    if args.json {
+    let report = async_std::task::block_on(client(&args).gather(&endpoints));
+    if args.include_headers {
+        println!("{}", report.to_json_with_headers());
+    } else if args.json {
         println!("{}", report.to_json());
     } else {
         for outcome in &report.outcomes {

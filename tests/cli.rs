@@ -5,7 +5,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use common::{closed_port_url, stub};
+use common::{closed_port_url, stub, RawServer};
 use serde_json::{json, Value};
 
 /// The example binary that `cargo test` builds beside the tests.
@@ -184,6 +184,9 @@ fn usage_errors_exit_2() {
         &["--bogus"][..],
         &["--config"][..],
         &["--serve", "--json"][..],
+        &["--include-headers"][..],
+        &["--concurrency", "0"][..],
+        &["--concurrency", "many"][..],
     ] {
         let output = run(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
@@ -201,7 +204,15 @@ fn help_describes_every_mode() {
     let output = run(&["--help"]);
     assert_eq!(output.status.code(), Some(0));
     let help = stdout(&output);
-    for flag in ["--config", "--json", "--serve", "EXIT STATUS"] {
+    for flag in [
+        "--config",
+        "--json",
+        "--include-headers",
+        "--concurrency",
+        "--no-redirects",
+        "--serve",
+        "EXIT STATUS",
+    ] {
         assert!(help.contains(flag), "--help does not mention {flag}");
     }
 }
@@ -233,4 +244,52 @@ fn serve_mode_answers_on_the_original_ports_until_killed() {
         outcome.reply().map(|r| r.body.clone()),
         Some(json!({"data": {"sleep_time": 0}, "status": "success"}))
     );
+}
+
+#[test]
+fn redirects_are_followed_unless_told_not_and_headers_come_with_include_headers() {
+    let target = stub();
+    let location = target.url();
+    let redirecting = RawServer::start(move |mut stream| {
+        let reply = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\nx-hop: 1\r\ncontent-length: 0\r\n\r\n"
+        );
+        async move {
+            use async_std::io::WriteExt;
+            while common::read_request(&mut stream).await.is_some() {
+                if stream.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let config = temp_file(
+        "redirect.json",
+        &json!({"moved": {"url": redirecting.url("/api"), "data": {"sleep_time": 0}}}).to_string(),
+    );
+    let path = config.to_str().expect("utf-8 temp path");
+
+    let followed = run(&["--config", path, "--json"]);
+    assert_eq!(followed.status.code(), Some(0), "{}", stderr(&followed));
+    let report: Value = serde_json::from_str(&stdout(&followed)).expect("one JSON document");
+    let result = &report["results"][0];
+    assert_eq!(
+        (result["status"].clone(), result["url"].clone()),
+        (json!(200), json!(target.url()))
+    );
+    assert!(result.get("headers").is_none(), "{result}");
+
+    let kept = run(&[
+        "--config",
+        path,
+        "--json",
+        "--include-headers",
+        "--no-redirects",
+    ]);
+    assert_eq!(kept.status.code(), Some(0), "{}", stderr(&kept));
+    let report: Value = serde_json::from_str(&stdout(&kept)).expect("one JSON document");
+    let result = &report["results"][0];
+    assert_eq!(result["status"], 307);
+    assert_eq!(result["headers"]["location"], json!(target.url()));
+    assert_eq!(result["headers"]["x-hop"], "1");
 }
