@@ -1,5 +1,4 @@
-//! One open connection, plain or TLS, shareable between the request that uses it and the
-//! pool it returns to.
+//! One open connection, plain or TLS.
 
 use std::io;
 use std::pin::Pin;
@@ -49,14 +48,12 @@ impl AsyncWrite for Tcp {
     }
 }
 
-/// A connection. Cloning is cheap and yields a handle to the same socket: async-h1 takes
-/// one handle into the response body, and the pool keeps another to reuse the
-/// connection once that body has been read to its end.
-#[derive(Debug, Clone)]
+/// A connection: one request uses it at a time, and the pool keeps it in between.
+#[derive(Debug)]
 pub(crate) enum Conn {
     Plain(Tcp),
-    // The TLS state machine is not shareable, so the handles take turns behind a lock;
-    // only one request ever uses a connection at a time, so the lock is never contended.
+    // Behind a lock only so that `Conn` is `Sync`, as the transport's futures must be;
+    // one request uses a connection at a time, so the lock is never contended.
     Tls(Arc<Mutex<TlsStream<Tcp>>>),
 }
 
