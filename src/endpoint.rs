@@ -96,6 +96,8 @@ pub struct Endpoint {
     headers: Vec<(String, String)>,
     body: Option<RequestBody>,
     format: BodyFormat,
+    /// Set by [`Endpoint::idempotent`]; unset, the method decides.
+    idempotent: Option<bool>,
     timeout: Duration,
     problem: Option<String>,
 }
@@ -115,6 +117,7 @@ impl Endpoint {
             headers: Vec::new(),
             body: None,
             format: BodyFormat::Json,
+            idempotent: None,
             timeout: DEFAULT_TIMEOUT,
             problem,
         }
@@ -209,6 +212,37 @@ impl Endpoint {
             Ok(()) => self.headers.push((name, value)),
         }
         self
+    }
+
+    /// Says whether sending the request twice does no more than sending it once, so
+    /// that it may be retried or hedged. By default the method says: GET, HEAD, PUT,
+    /// DELETE, OPTIONS and TRACE are idempotent (RFC 9110 §9.2.2), POST and PATCH are
+    /// not; mark a POST that is (a model's prediction, a search) with `true`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Endpoint;
+    /// assert!(Endpoint::get("a", "http://127.0.0.1:9/").is_idempotent());
+    /// assert!(!Endpoint::post("b", "http://127.0.0.1:9/").is_idempotent());
+    /// assert!(Endpoint::post("c", "http://127.0.0.1:9/").idempotent(true).is_idempotent());
+    /// ```
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = Some(idempotent);
+        self
+    }
+
+    /// Whether the call may be sent more than once (see [`idempotent`](Self::idempotent)).
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent.unwrap_or(matches!(
+            self.method,
+            Method::Get
+                | Method::Head
+                | Method::Put
+                | Method::Delete
+                | Method::Options
+                | Method::Trace
+        ))
     }
 
     /// Sets how long the whole call may take, from connecting to the last byte of the
