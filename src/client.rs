@@ -6,12 +6,17 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_lock::Semaphore;
+use std::borrow::Borrow;
+use std::future::Future;
+use std::pin::pin;
+
 use async_native_tls::Certificate;
-use futures::future::join_all;
+use futures::future::{self, Either};
+use futures::Stream;
 use surf::http::{Body, Request};
 use surf::Url;
 
+use crate::batch::{Batch, Interrupt};
 use crate::endpoint::{BodyFormat, Endpoint};
 use crate::error::{Error, ErrorKind};
 use crate::headers;
@@ -116,7 +121,8 @@ impl Client {
     ///
     /// Each call runs under its endpoint's own timeout, which covers everything from
     /// waiting for a connection to reading the last byte of the body, redirects
-    /// included. A call that fails never cancels, aborts or delays the others.
+    /// included. A call that fails never cancels, aborts or delays the others (for a
+    /// batch that stops at the first failure, or by a deadline, see [`batch`](Self::batch)).
     ///
     /// **Order:** the report holds exactly one outcome per endpoint, in the order given,
     /// whatever order the calls finish in. Duplicate names are kept, each with its own
@@ -125,12 +131,13 @@ impl Client {
     /// **Cancellation:** dropping the returned future cancels every call still in flight
     /// and closes their connections.
     ///
-    /// **Cost:** one future per endpoint, polled by a single `join_all`, so no task is
-    /// spawned and no runtime is required (a host name is resolved on async-std's
-    /// blocking thread pool, which starts itself); one connection per call in flight (idle ones
-    /// are reused); bodies are read into one buffer each, up to the body limit. With
-    /// [`ClientBuilder::concurrency`] set, at most that many calls are in flight, and a
-    /// call's timeout starts when it gets its turn, not while it waits.
+    /// **Cost:** one future per call in flight, polled by a single `FuturesUnordered`
+    /// (as `buffer_unordered` does), so no task is spawned and no runtime is required (a
+    /// host name is resolved on async-std's blocking thread pool, which starts itself);
+    /// one connection per call in flight (idle ones are reused); bodies are read into
+    /// one buffer each, up to the body limit. With [`ClientBuilder::concurrency`] set, at
+    /// most that many calls are in flight, and a call's timeout starts when it gets its
+    /// turn, not while it waits.
     ///
     /// # Examples
     ///
@@ -152,49 +159,105 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn gather(&self, endpoints: &[Endpoint]) -> Report {
-        let started = Instant::now();
-        let turns = self.concurrency.map(|n| Semaphore::new(n.get()));
-        let calls = endpoints.iter().map(|endpoint| {
-            let turns = turns.as_ref();
-            async move {
-                let _turn = match turns {
-                    Some(turns) => Some(turns.acquire().await),
-                    None => None,
-                };
-                self.call(endpoint).await
-            }
-        });
-        let outcomes = join_all(calls).await;
-        Report {
-            outcomes,
-            elapsed: started.elapsed(),
-        }
+        self.batch().gather(endpoints).await
+    }
+
+    /// Calls the endpoints and yields each outcome as it lands, with the index of its
+    /// endpoint in the input, like Python's `asyncio.as_completed`.
+    ///
+    /// It makes the promises [`gather`](Self::gather) makes: exactly one outcome per
+    /// endpoint, each call under its own timeout, the concurrency limit honoured. It
+    /// takes endpoints owned or borrowed, from any iterator; the next endpoint is taken
+    /// only when a call's slot is free, so with a concurrency limit an endless iterator
+    /// runs in bounded memory (for a `Stream` of endpoints, see
+    /// [`Batch::stream_from`]).
+    ///
+    /// **Order:** as the calls finish. **Cancellation:** dropping the stream cancels
+    /// the calls in flight and closes their connections; endpoints not yet taken are
+    /// never called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use futures::StreamExt;
+    /// use fanout::{Client, Endpoint, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// let endpoints = vec![
+    ///     Endpoint::post("slow", stub.url()).json(json!({"sleep_time": 0.3})),
+    ///     Endpoint::post("fast", stub.url()).json(json!({"sleep_time": 0})),
+    /// ];
+    /// let client = Client::new();
+    /// let landed: Vec<(usize, String)> = futures::executor::block_on(
+    ///     client.gather_stream(endpoints).map(|(i, o)| (i, o.name)).collect(),
+    /// );
+    /// assert_eq!(landed, [(1, "fast".to_owned()), (0, "slow".to_owned())]);
+    /// # Ok(()) }
+    /// ```
+    pub fn gather_stream<'c, I>(&'c self, endpoints: I) -> impl Stream<Item = (usize, Outcome)> + 'c
+    where
+        I: IntoIterator,
+        I::IntoIter: 'c,
+        I::Item: Borrow<Endpoint> + 'c,
+    {
+        self.batch().stream(endpoints)
+    }
+
+    /// A batch on this client, to set a deadline for the whole batch or fail-fast
+    /// before running it; see [`Batch`].
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self)
+    }
+
+    /// The most calls of a batch in flight at once, if limited.
+    pub(crate) fn concurrency(&self) -> Option<NonZeroUsize> {
+        self.concurrency
     }
 
     /// Makes one call under the endpoint's timeout, following redirects.
     pub async fn call(&self, endpoint: &Endpoint) -> Outcome {
+        self.call_until(endpoint, future::pending()).await
+    }
+
+    /// Makes one call, which `interrupt` may cut short on behalf of its batch.
+    pub(crate) async fn call_until(
+        &self,
+        endpoint: &Endpoint,
+        interrupt: impl Future<Output = Interrupt>,
+    ) -> Outcome {
         let started = Instant::now();
+        let name = endpoint.name();
         let result = match endpoint.problem() {
-            Some(problem) => Err(Error::new(
-                ErrorKind::InvalidEndpoint,
-                endpoint.name(),
-                problem,
-            )),
+            Some(problem) => Err(Error::new(ErrorKind::InvalidEndpoint, name, problem)),
             None => {
                 let progress = Arc::new(Progress::default());
                 let limit = endpoint.time_limit();
-                match async_std::future::timeout(limit, self.exchange(endpoint, &progress)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(Error::new(
+                let call = async_std::future::timeout(limit, self.exchange(endpoint, &progress));
+                let (call, interrupt) = (pin!(call), pin!(interrupt));
+                match future::select(call, interrupt).await {
+                    Either::Left((Ok(result), _)) => result,
+                    Either::Left((Err(_), _)) => Err(Error::new(
                         ErrorKind::Timeout,
-                        endpoint.name(),
+                        name,
                         progress.phase().timed_out(limit),
+                    )),
+                    Either::Right((Interrupt::Deadline(deadline), _)) => Err(Error::new(
+                        ErrorKind::Timeout,
+                        name,
+                        progress.phase().cut_by_deadline(deadline),
+                    )),
+                    Either::Right((Interrupt::FailedFirst(first), _)) => Err(Error::new(
+                        ErrorKind::Cancelled,
+                        name,
+                        format!("cancelled in flight: `{first}` failed first"),
                     )),
                 }
             }
         };
         Outcome {
-            name: endpoint.name().to_owned(),
+            name: name.to_owned(),
             result,
             elapsed: started.elapsed(),
         }

@@ -26,11 +26,14 @@ pub enum ErrorKind {
     /// Redirects could not be followed to a final reply: more hops than allowed, a
     /// loop, or a `Location` that is not an http(s) URL.
     Redirect,
+    /// The call was stopped by its batch, not by its own fault: another endpoint failed
+    /// first in a fail-fast batch, or the batch deadline passed before it started.
+    Cancelled,
 }
 
 impl ErrorKind {
     /// The stable name of this kind: `invalid_endpoint`, `connect`, `timeout`,
-    /// `protocol`, `decode`, `body_too_large` or `redirect`.
+    /// `protocol`, `decode`, `body_too_large`, `redirect` or `cancelled`.
     ///
     /// # Examples
     ///
@@ -46,6 +49,7 @@ impl ErrorKind {
             ErrorKind::Decode => "decode",
             ErrorKind::BodyTooLarge => "body_too_large",
             ErrorKind::Redirect => "redirect",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 }
@@ -150,6 +154,11 @@ impl Error {
     /// Whether no connection could be made.
     pub fn is_connect(&self) -> bool {
         self.inner.kind == ErrorKind::Connect
+    }
+
+    /// Whether the batch stopped the call (fail-fast, or its deadline before it started).
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.kind == ErrorKind::Cancelled
     }
 
     /// Whether redirects could not be followed to a final reply.

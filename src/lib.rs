@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
+mod batch;
 mod client;
 mod config;
 mod endpoint;
@@ -45,6 +46,7 @@ mod report;
 pub mod stub;
 mod transport;
 
+pub use batch::{Batch, FailFast};
 pub use client::{
     BuildError, Client, ClientBuilder, DEFAULT_BODY_LIMIT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_IDLE_PER_ORIGIN, DEFAULT_USER_AGENT,
@@ -54,7 +56,7 @@ pub use endpoint::{BodyFormat, Endpoint, DEFAULT_CONTENT_TYPE, DEFAULT_TIMEOUT};
 pub use error::{Error, ErrorKind};
 pub use headers::Headers;
 pub use redirect::DEFAULT_REDIRECTS;
-pub use report::{Outcome, Reply, Report};
+pub use report::{Outcome, Reply, Report, Summary};
 pub use surf::http::Method;
 pub use surf::Url;
 

@@ -40,7 +40,7 @@ pub(crate) use decode::ACCEPT_ENCODING;
 pub(crate) use error::TransportError;
 pub(crate) use head::DEFAULT_MAX_HEAD_BYTES;
 use limit::{BodyTooLarge, LimitedBody};
-pub(crate) use phase::{Phase, Progress};
+pub(crate) use phase::{seconds, Phase, Progress};
 use pool::{Origin, Pool};
 use tls::Tls;
 use wire::Wire;

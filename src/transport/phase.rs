@@ -30,6 +30,15 @@ impl Phase {
     pub(crate) fn timed_out(self, limit: Duration) -> String {
         format!("timed out after {} {}", seconds(limit), self.words())
     }
+
+    /// `timed out: the batch deadline of 1.5 s passed waiting for the response`.
+    pub(crate) fn cut_by_deadline(self, deadline: Duration) -> String {
+        format!(
+            "timed out: the batch deadline of {} passed {}",
+            seconds(deadline),
+            self.words()
+        )
+    }
 }
 
 /// The phase a call is in, shared between the client (which reads it when the timeout
