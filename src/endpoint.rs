@@ -123,6 +123,24 @@ impl Endpoint {
         }
     }
 
+    /// An endpoint that cannot be sent, for `problem`: gathering it yields an
+    /// `invalid_endpoint` outcome that says so. For a loader whose input for this
+    /// endpoint was bad (a JSON Lines line that does not parse), so that the batch still
+    /// gives it its one outcome.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ep = fanout::Endpoint::invalid("line 3", "not JSON");
+    /// assert_eq!(ep.problem(), Some("not JSON"));
+    /// ```
+    pub fn invalid(name: impl Into<String>, problem: impl Into<String>) -> Self {
+        let mut endpoint = Self::new(name, Method::Post, "http://invalid.invalid/");
+        endpoint.problem = Some(problem.into());
+        endpoint.url = None;
+        endpoint
+    }
+
     /// A `POST` endpoint, the original client's method.
     pub fn post(name: impl Into<String>, url: impl AsRef<str>) -> Self {
         Self::new(name, Method::Post, url)
