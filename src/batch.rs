@@ -230,6 +230,9 @@ impl Controls {
                 name: endpoint.name().to_owned(),
                 result: Err(interrupt.before_start(endpoint.name())),
                 elapsed: Duration::ZERO,
+                attempts: 0,
+                hedged: false,
+                hedge_won: false,
             };
         }
         let outcome = client.call_until(endpoint, self.interrupt()).await;

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use std::borrow::Borrow;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use async_native_tls::Certificate;
 use futures::future::{self, Either};
+use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Stream;
 use surf::http::{Body, Request};
 use surf::Url;
@@ -20,12 +21,23 @@ use crate::batch::{Batch, Interrupt};
 use crate::endpoint::{BodyFormat, Endpoint};
 use crate::error::{Error, ErrorKind};
 use crate::headers;
+use crate::hedge::{HedgePolicy, Hedging};
 use crate::redirect::{self, Hop, DEFAULT_REDIRECTS};
 use crate::report::{Outcome, Reply, Report};
+use crate::retry::{self, Jitter, RetryBudget, RetryPolicy};
 use crate::transport::{
-    Phase, Progress, RawReply, Settings, Transport, TransportError, ACCEPT_ENCODING,
+    Certificate, Phase, Progress, RawReply, Settings, Transport, TransportError, ACCEPT_ENCODING,
     DEFAULT_MAX_HEAD_BYTES,
 };
+
+/// What a call's attempts came to, as they go: kept outside the call's future so that a
+/// batch that cuts the call short still reports them.
+#[derive(Debug, Default)]
+struct Tally {
+    attempts: AtomicU32,
+    hedged: AtomicBool,
+    hedge_won: AtomicBool,
+}
 
 /// The largest response body read by default: 16 MiB, counted after decompression.
 pub const DEFAULT_BODY_LIMIT: u64 = 16 * 1024 * 1024;
@@ -82,6 +94,10 @@ pub const DEFAULT_USER_AGENT: &str = concat!("fanout/", env!("CARGO_PKG_VERSION"
 pub struct Client {
     http: surf::Client,
     concurrency: Option<NonZeroUsize>,
+    retry: Option<RetryPolicy>,
+    retry_budget: Arc<RetryBudget>,
+    jitter: Arc<Jitter>,
+    hedging: Option<Arc<Hedging>>,
     redirects: usize,
     /// The headers every request starts from, before the endpoint's own.
     default_headers: Arc<Vec<(String, String)>>,
@@ -229,20 +245,15 @@ impl Client {
     ) -> Outcome {
         let started = Instant::now();
         let name = endpoint.name();
+        let tally = Tally::default();
         let result = match endpoint.problem() {
             Some(problem) => Err(Error::new(ErrorKind::InvalidEndpoint, name, problem)),
             None => {
                 let progress = Arc::new(Progress::default());
-                let limit = endpoint.time_limit();
-                let call = async_std::future::timeout(limit, self.exchange(endpoint, &progress));
+                let call = self.attempts(endpoint, &progress, &tally);
                 let (call, interrupt) = (pin!(call), pin!(interrupt));
                 match future::select(call, interrupt).await {
-                    Either::Left((Ok(result), _)) => result,
-                    Either::Left((Err(_), _)) => Err(Error::new(
-                        ErrorKind::Timeout,
-                        name,
-                        progress.phase().timed_out(limit),
-                    )),
+                    Either::Left((result, _)) => result,
                     Either::Right((Interrupt::Deadline(deadline), _)) => Err(Error::new(
                         ErrorKind::Timeout,
                         name,
@@ -260,6 +271,145 @@ impl Client {
             name: name.to_owned(),
             result,
             elapsed: started.elapsed(),
+            attempts: tally.attempts.load(Ordering::Relaxed),
+            hedged: tally.hedged.load(Ordering::Relaxed),
+            hedge_won: tally.hedge_won.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The call's attempts: one, or as many as its retry policy allows, all within the
+    /// endpoint's timeout.
+    async fn attempts(
+        &self,
+        endpoint: &Endpoint,
+        progress: &Arc<Progress>,
+        tally: &Tally,
+    ) -> Result<Reply, Error> {
+        let name = endpoint.name();
+        let policy = endpoint.retry_policy().or(self.retry.as_ref());
+        let idempotent = endpoint.is_idempotent();
+        let budget_ends = Instant::now() + endpoint.time_limit();
+        if policy.is_some() {
+            self.retry_budget.deposit();
+        }
+        let mut earlier: Vec<String> = Vec::new();
+        loop {
+            let attempt_started = Instant::now();
+            let left = budget_ends.saturating_duration_since(attempt_started);
+            let limit = policy
+                .and_then(RetryPolicy::attempt_limit)
+                .map_or(left, |l| l.min(left));
+            let attempt = tally.attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            progress.enter(Phase::Connecting);
+            let result = async_std::future::timeout(limit, self.hedged(endpoint, progress, tally))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Timeout,
+                        name,
+                        progress.phase().timed_out(limit),
+                    ))
+                });
+            let Some(policy) = policy else {
+                return result;
+            };
+            let (again, retry_after) = match &result {
+                Ok(reply) => (
+                    policy.retries_status(reply.status, idempotent),
+                    retry::retry_after(&reply.headers),
+                ),
+                Err(err) => (policy.retries_error(err, idempotent), None),
+            };
+            let wait = policy.wait(attempt, retry_after, &self.jitter);
+            // Another attempt needs its wait and the time an attempt takes: its limit,
+            // or, without one, as long as this one took.
+            let needed = wait + policy.attempt_limit().unwrap_or(attempt_started.elapsed());
+            let fits = Instant::now() + needed <= budget_ends;
+            if !again || attempt >= policy.max_attempts() || !fits || !self.retry_budget.withdraw()
+            {
+                return result.map_err(|e| e.after_attempts(&earlier));
+            }
+            earlier.push(match &result {
+                Ok(reply) => format!("status {}", reply.status),
+                Err(err) => err.message().to_owned(),
+            });
+            async_io::Timer::after(wait).await;
+        }
+    }
+
+    /// One attempt, hedged when the client hedges and the endpoint is idempotent: after
+    /// the hedge delay without a reply another copy goes out on another connection, and
+    /// the first reply wins; the copies still running are dropped, closing their
+    /// connections.
+    async fn hedged(
+        &self,
+        endpoint: &Endpoint,
+        progress: &Arc<Progress>,
+        tally: &Tally,
+    ) -> Result<Reply, Error> {
+        let Some(hedging) = self.hedging.as_deref().filter(|_| endpoint.is_idempotent()) else {
+            return self.exchange(endpoint, progress).await;
+        };
+        let origin = endpoint
+            .url()
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default();
+        hedging.sent();
+        let delay = hedging.delay(&origin);
+        let copy = |n: u32| {
+            let started = Instant::now();
+            async move { (n, started, self.exchange(endpoint, progress).await) }
+        };
+        let mut copies = FuturesUnordered::new();
+        copies.push(copy(0));
+        let mut hedges = 0;
+        let mut hedge_due = delay.map(async_io::Timer::after);
+        let mut first_error = None;
+        loop {
+            let due = match &mut hedge_due {
+                Some(timer) => Either::Left(timer),
+                None => Either::Right(future::pending()),
+            };
+            let landed = match future::select(copies.next(), due).await {
+                Either::Left((landed, _)) => landed,
+                Either::Right(_) => {
+                    hedge_due = None;
+                    if hedges < hedging.max_hedges() && hedging.allow() {
+                        hedges += 1;
+                        copies.push(copy(hedges));
+                        tally.hedged.store(true, Ordering::Relaxed);
+                        if hedges < hedging.max_hedges() {
+                            hedge_due = delay.map(async_io::Timer::after);
+                        }
+                    }
+                    continue;
+                }
+            };
+            match landed {
+                Some((n, started, Ok(reply))) => {
+                    hedging.record(&origin, started.elapsed());
+                    tally.hedge_won.store(n > 0, Ordering::Relaxed);
+                    return Ok(reply);
+                }
+                Some((_, _, Err(err))) => {
+                    // The first failure is the one reported, unless another copy replies.
+                    let err = first_error.unwrap_or(err);
+                    if copies.is_empty() {
+                        // No copy left, and no hedge worth waiting for after a failure.
+                        return Err(err);
+                    }
+                    first_error = Some(err);
+                }
+                None => {
+                    return Err(first_error.unwrap_or_else(|| {
+                        Error::new(
+                            ErrorKind::Protocol,
+                            endpoint.name(),
+                            "no copy of the request ran",
+                        )
+                    }))
+                }
+            }
         }
     }
 
@@ -390,7 +540,9 @@ fn classify(name: &str, err: surf::Error) -> Error {
     let err: surf::http::Error = err;
     match err.downcast::<TransportError>() {
         Ok(t) => {
-            let err = Error::new(t.kind, name, t.message).with_source(t.source);
+            let err = Error::new(t.kind, name, t.message)
+                .with_source(t.source)
+                .with_replay(t.replay);
             match t.status {
                 Some(status) => err.with_status(status),
                 None => err,
@@ -432,6 +584,10 @@ pub struct ClientBuilder {
     root_certificates: Vec<Vec<u8>>,
     default_headers: Vec<(String, String)>,
     redirects: usize,
+    retry: Option<RetryPolicy>,
+    retry_budget: Option<RetryBudget>,
+    jitter_seed: Option<u64>,
+    hedge: Option<HedgePolicy>,
     settings: Settings,
 }
 
@@ -450,6 +606,10 @@ impl ClientBuilder {
             root_certificates: Vec::new(),
             default_headers: Vec::new(),
             redirects: DEFAULT_REDIRECTS,
+            retry: None,
+            retry_budget: None,
+            jitter_seed: None,
+            hedge: None,
             settings: Settings {
                 body_limit: DEFAULT_BODY_LIMIT,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -517,6 +677,33 @@ impl ClientBuilder {
         self
     }
 
+    /// Retries failed calls by `policy` (default: no retries); an endpoint's own policy
+    /// ([`Endpoint::retry`]) replaces it. See [`RetryPolicy`] for what is retried.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The share of extra requests retries may add across all this client's calls
+    /// (default: [`RetryBudget::default`], 10%), so that when a backend is down a
+    /// thousand calls do not each retry it.
+    pub fn retry_budget(mut self, budget: RetryBudget) -> Self {
+        self.retry_budget = Some(budget);
+        self
+    }
+
+    /// Seeds the backoff's jitter, so that waits repeat from run to run (for tests).
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter_seed = Some(seed);
+        self
+    }
+
+    /// Hedges the calls of idempotent endpoints by `policy` (default: no hedging).
+    pub fn hedge(mut self, policy: HedgePolicy) -> Self {
+        self.hedge = Some(policy);
+        self
+    }
+
     /// How long after its last use an idle keep-alive connection may still be reused
     /// (default 90 s); older ones are closed when next come across. Zero turns reuse off.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
@@ -581,6 +768,10 @@ impl ClientBuilder {
         Client {
             http: surf::Client::with_http_client(transport),
             concurrency: self.concurrency.and_then(NonZeroUsize::new),
+            retry: self.retry,
+            retry_budget: Arc::new(self.retry_budget.unwrap_or_default()),
+            jitter: Arc::new(Jitter::new(self.jitter_seed)),
+            hedging: self.hedge.map(|policy| Arc::new(Hedging::new(policy))),
             redirects: self.redirects,
             default_headers: Arc::new(self.default_headers),
             decompress,

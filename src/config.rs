@@ -1,4 +1,4 @@
-//! Loading endpoints from JSON in the original client's dict shape.
+//! Loading endpoints from JSON in the original client's dict shape, or from JSON Lines.
 //!
 //! ```json
 //! {
@@ -7,81 +7,108 @@
 //! }
 //! ```
 //!
-//! Each endpoint takes either `url`, or all of `protocol`, `host`, `port` (a number or a
-//! string) and `route`. Optional: `method` (default `POST`), `content_type` (default
-//! `application/json`), `time_out` in seconds (fractions allowed, default 50), `data`
-//! (any JSON, sent as the body) and `headers` (an object of strings).
+//! Each endpoint takes either `url`, or all of `protocol`, `host`, `port` (a whole number
+//! or a string of digits) and `route`. Optional: `method` (default `POST`),
+//! `content_type` (default: the body's own), `time_out` in seconds (fractions allowed,
+//! default 50), a body as `data` (any JSON, sent as JSON, `null` included, as the
+//! original client does) or `text` (a string sent as it is), `headers` (an object of
+//! strings), `expect` (`"json"`, `"text"` or `"bytes"`: how to read the reply) and
+//! `idempotent` (`true` or `false`). Any other field given `null` counts as not given.
+//! A name written twice is two endpoints, in written order.
 //!
-//! A file that cannot be read or is not JSON, or a field that is missing, unknown, of the
-//! wrong type or a timeout that is negative or not finite, is a [`LoadError`]. A
-//! well-typed endpoint whose URL cannot be built (an unknown protocol, a port out of
-//! range) loads fine and ends in an `invalid_endpoint` outcome when gathered, so one bad
-//! entry never stops the batch.
+//! In JSON Lines ([`load_endpoints_jsonl`]) each line is one endpoint, its name a field:
+//! `{"name": "tmp_1", "url": "http://localhost:30001/api", "data": {"sleep_time": 1}}`.
+//!
+//! Input that is not JSON, or a field that is missing, unknown, written twice, mistyped,
+//! or contradicts another, is a [`LoadError`]. A well-typed endpoint whose URL cannot be
+//! built (an unknown protocol, a port out of range) loads fine and ends in an
+//! `invalid_endpoint` outcome when gathered, so one bad entry never stops the batch.
 
 use std::fmt;
-use std::marker::PhantomData;
+use std::io::BufRead;
 use std::net::Ipv6Addr;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Value};
-use surf::http::url::Host;
+use serde::de::value::{MapAccessDeserializer, StrDeserializer};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Unexpected, Visitor};
+use serde::Deserialize;
+use serde_json::error::Category;
+use serde_json::Value;
 use surf::http::Method;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{BodyFormat, Endpoint};
 
-/// The fields an endpoint object may have; anything else is a typo and is refused.
-const FIELDS: &[&str] = &[
-    "protocol",
-    "host",
-    "port",
-    "route",
-    "url",
-    "method",
-    "content_type",
-    "time_out",
-    "data",
-    "headers",
-];
-
-/// Why endpoints could not be loaded: names the file, and the endpoint and field where
-/// there is one, e.g.
+/// Why endpoints could not be loaded: names the file, the line (in JSON Lines), and the
+/// endpoint and field where there is one.
 ///
-/// ```text
-/// endpoints.json: tmp_3: field `time_out`: expected seconds as a number, found string "soon"
+/// # Examples
+///
+/// ```
+/// let err = fanout::parse_endpoints(r#"{"tmp_3": {"url": "http://x/", "time_out": "soon"}}"#, "endpoints.json")
+///     .unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     r#"endpoints.json: tmp_3: field `time_out`: expected seconds as a number, found string "soon""#
+/// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
     source_name: String,
+    line: Option<usize>,
     endpoint: Option<String>,
     field: Option<String>,
     message: String,
 }
 
 impl LoadError {
-    fn whole(source_name: &str, message: impl Into<String>) -> Self {
-        LoadError {
-            source_name: source_name.to_owned(),
-            endpoint: None,
-            field: None,
-            message: message.into(),
-        }
-    }
-
     /// The file (or source name) that failed to load.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = fanout::parse_endpoints("[]", "endpoints.json").unwrap_err();
+    /// assert_eq!(err.source_name(), "endpoints.json");
+    /// ```
     pub fn source_name(&self) -> &str {
         &self.source_name
     }
 
-    /// The endpoint at fault, when the fault is inside one.
+    /// The line at fault, counted from 1, when the source is JSON Lines.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = fanout::parse_endpoint_line("{", 3, "endpoints.jsonl").unwrap_err();
+    /// assert_eq!(err.line(), Some(3));
+    /// ```
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    /// The endpoint at fault, when the fault is inside one whose name is known.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = fanout::parse_endpoints(r#"{"a": {"url": "http://x/", "bogus": 1}}"#, "t")
+    ///     .unwrap_err();
+    /// assert_eq!(err.endpoint(), Some("a"));
+    /// ```
     pub fn endpoint(&self) -> Option<&str> {
         self.endpoint.as_deref()
     }
 
     /// The field at fault, when the fault is one field.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let err = fanout::parse_endpoints(r#"{"a": {"url": "http://x/", "bogus": 1}}"#, "t")
+    ///     .unwrap_err();
+    /// assert_eq!(err.field(), Some("bogus"));
+    /// ```
     pub fn field(&self) -> Option<&str> {
         self.field.as_deref()
     }
@@ -90,6 +117,9 @@ impl LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.source_name)?;
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
         if let Some(endpoint) = &self.endpoint {
             write!(f, "{endpoint}: ")?;
         }
@@ -102,26 +132,13 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-/// A fault inside one endpoint's object, before the file and endpoint are attached.
-struct FieldError {
-    field: Option<String>,
-    message: String,
-}
-
-/// A fault in one named field.
-fn field_error(field: &'static str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: Some(field.to_owned()),
-        message: message.into(),
-    }
-}
-
 /// Loads endpoints from a JSON file, in the order they are written.
 ///
 /// # Errors
 ///
 /// A [`LoadError`] naming the file, and the endpoint and field where there is one, when
-/// the file cannot be read, is not JSON, or holds a missing, unknown or mistyped field.
+/// the file cannot be read, is not JSON, or holds a missing, unknown, repeated, mistyped
+/// or contradictory field.
 ///
 /// # Examples
 ///
@@ -136,11 +153,12 @@ pub fn load_endpoints(path: impl AsRef<Path>) -> Result<Vec<Endpoint>, LoadError
     let path = path.as_ref();
     let source_name = path.display().to_string();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::whole(&source_name, format!("cannot read the file ({e})")))?;
+        .map_err(|e| Place::default().error(&source_name, format!("cannot read the file ({e})")))?;
     parse_endpoints(&text, &source_name)
 }
 
-/// Parses endpoints from JSON text; `source_name` names it in errors.
+/// Parses endpoints from JSON text, an object of endpoints by name; `source_name` names
+/// it in errors.
 ///
 /// # Errors
 ///
@@ -149,268 +167,638 @@ pub fn load_endpoints(path: impl AsRef<Path>) -> Result<Vec<Endpoint>, LoadError
 /// # Examples
 ///
 /// ```
-/// let err = fanout::parse_endpoints(r#"{"a": {"url": "http://x/", "time_out": "soon"}}"#, "inline")
+/// let endpoints = fanout::parse_endpoints(
+///     r#"{"a": {"protocol": "http", "host": "127.0.0.1", "port": "8080", "route": "/api"}}"#,
+///     "inline",
+/// ).unwrap();
+/// assert_eq!(endpoints[0].url().unwrap().as_str(), "http://127.0.0.1:8080/api");
+///
+/// let err = fanout::parse_endpoints(r#"{"a": {"url": "http://x/", "time_out": -1}}"#, "inline")
 ///     .unwrap_err();
-/// assert_eq!(err.to_string(), r#"inline: a: field `time_out`: expected seconds as a number, found string "soon""#);
+/// assert_eq!(
+///     err.to_string(),
+///     "inline: a: field `time_out`: expected a finite, non-negative number of seconds, found -1"
+/// );
 /// ```
 pub fn parse_endpoints(json: &str, source_name: &str) -> Result<Vec<Endpoint>, LoadError> {
-    let not_json =
-        |e: serde_json::Error| LoadError::whole(source_name, format!("not valid JSON ({e})"));
-    let document: Value = serde_json::from_str(json).map_err(not_json)?;
-    if !document.is_object() {
-        return Err(LoadError::whole(
-            source_name,
-            format!(
-                "expected an object of endpoints by name, found {}",
-                describe(&document)
-            ),
-        ));
-    }
-    // Read again as entries: a name written twice is two endpoints, each with its own
-    // outcome, where a map would silently keep one.
-    let Entries(entries) = serde_json::from_str::<Entries<Spec>>(json).map_err(not_json)?;
+    let mut place = Place::default();
+    let mut reader = serde_json::Deserializer::from_str(json);
+    let entries = Endpoints(&mut place)
+        .deserialize(&mut reader)
+        .and_then(|entries| reader.end().map(|()| entries))
+        .map_err(|e| place.json_error(source_name, e))?;
     entries
         .into_iter()
-        .map(|(name, spec)| {
-            endpoint_from_json(&name, spec).map_err(|e| LoadError {
-                source_name: source_name.to_owned(),
-                endpoint: Some(name),
-                field: e.field,
-                message: e.message,
-            })
-        })
+        .map(|(name, fields)| fields.into_endpoint(&name, source_name, None))
         .collect()
 }
 
-/// One endpoint as written: an object's fields, repeats included, or any other JSON.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Spec {
-    Fields(Entries<Value>),
-    Other(Value),
-}
-
-/// A JSON object's entries in written order, repeated keys included.
-struct Entries<V>(Vec<(String, V)>);
-
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for Entries<V> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntriesVisitor<V>(PhantomData<V>);
-
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for EntriesVisitor<V> {
-            type Value = Entries<V>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<V>, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Entries(entries))
-            }
-        }
-
-        deserializer.deserialize_map(EntriesVisitor(PhantomData))
+/// Parses one line of JSON Lines: an object with the endpoint's `name` and its fields.
+/// `line_number` (from 1) and `source_name` name it in errors.
+///
+/// # Errors
+///
+/// A [`LoadError`] naming the source, the line, the endpoint when the line names one,
+/// and the field, as for [`parse_endpoints`]; a line without a `name` is one too.
+///
+/// # Examples
+///
+/// ```
+/// let line = r#"{"name": "a", "url": "http://127.0.0.1:9/", "text": "hi", "expect": "text"}"#;
+/// let endpoint = fanout::parse_endpoint_line(line, 1, "endpoints.jsonl").unwrap();
+/// assert_eq!((endpoint.name(), endpoint.format()), ("a", fanout::BodyFormat::Text));
+///
+/// let err = fanout::parse_endpoint_line(r#"{"name": "b", "time_out": "soon"}"#, 3, "endpoints.jsonl")
+///     .unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     r#"endpoints.jsonl: line 3: b: field `time_out`: expected seconds as a number, found string "soon""#
+/// );
+/// ```
+pub fn parse_endpoint_line(
+    line: &str,
+    line_number: usize,
+    source_name: &str,
+) -> Result<Endpoint, LoadError> {
+    let mut place = Place {
+        line: Some(line_number),
+        ..Place::default()
+    };
+    let mut reader = serde_json::Deserializer::from_str(line);
+    let parsed = FieldsSeed {
+        place: &mut place,
+        named: true,
     }
-}
-
-/// The fields of an endpoint, refusing a field written twice: which one was meant?
-fn fields_of(spec: Spec) -> Result<Map<String, Value>, FieldError> {
-    let entries = match spec {
-        Spec::Fields(Entries(entries)) => entries,
-        Spec::Other(value) => {
-            return Err(FieldError {
-                field: None,
-                message: format!("expected an object of fields, found {}", describe(&value)),
-            })
+    .deserialize(&mut reader)
+    .and_then(|fields| reader.end().map(|()| fields));
+    let fields = match parsed {
+        Ok(fields) => fields,
+        Err(e) => {
+            // The fault came before the name: look for it, so the caller can still
+            // report the endpoint by name.
+            if place.endpoint.is_none() {
+                let object = serde_json::from_str::<serde_json::Map<String, Value>>(line);
+                place.endpoint = object
+                    .ok()
+                    .and_then(|o| Some(o.get("name")?.as_str()?.to_owned()));
+            }
+            return Err(place.json_error(source_name, e));
         }
     };
-    let mut fields = Map::new();
-    for (field, value) in entries {
-        if fields.contains_key(&field) {
-            return Err(FieldError {
-                field: Some(field),
-                message: "given twice".to_owned(),
-            });
+    match place.endpoint {
+        Some(name) => fields.into_endpoint(&name, source_name, Some(line_number)),
+        None => Err(Place {
+            field: Some("name".to_owned()),
+            ..place
         }
-        fields.insert(field, value);
+        .error(source_name, "missing")),
     }
-    Ok(fields)
 }
 
-/// One endpoint from its fields; only type errors fail here, bad values become its problem.
-fn endpoint_from_json(name: &str, spec: Spec) -> Result<Endpoint, FieldError> {
-    let fields = &fields_of(spec)?;
-    if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(FieldError {
-            field: Some(unknown.clone()),
-            message: format!("unknown field (expected one of {})", FIELDS.join(", ")),
-        });
-    }
-
-    let (url, parts_problem) = match optional_str(fields, "url")? {
-        Some(url) => {
-            if let Some(clash) = ["protocol", "host", "port", "route"]
-                .into_iter()
-                .find(|f| fields.contains_key(*f))
-            {
-                return Err(field_error(
-                    clash,
-                    "give either `url` or protocol/host/port/route, not both",
+/// Reads endpoints from JSON Lines, one [`parse_endpoint_line`] a line, lazily: only one
+/// line is held at a time, so a file of any length streams. Blank lines are skipped; line
+/// numbers count them.
+///
+/// A bad line is an `Err` and the lines after it still load. The caller decides what an
+/// `Err` means: to gather the others and report this one as an `invalid_endpoint`
+/// outcome, name it [`LoadError::endpoint`], or `line N` ([`LoadError::line`]) when the
+/// line named none, and give the error's text as the problem.
+///
+/// # Errors
+///
+/// Each item is a [`LoadError`] naming `source_name` and the line when that line cannot
+/// be read (it is not UTF-8) or parsed. After any other read error the iterator ends.
+///
+/// # Examples
+///
+/// ```
+/// let jsonl = "{\"name\": \"a\", \"url\": \"http://127.0.0.1:9/\"}\n\n{\"name\": \"b\"}\n";
+/// let items: Vec<_> = fanout::load_endpoints_jsonl(jsonl.as_bytes(), "endpoints.jsonl").collect();
+/// assert_eq!(items[0].as_ref().map(|e| e.name()), Ok("a"));
+/// let err = items[1].as_ref().unwrap_err();
+/// assert_eq!((err.line(), err.endpoint(), err.field()), (Some(3), Some("b"), Some("protocol")));
+/// ```
+pub fn load_endpoints_jsonl(
+    reader: impl BufRead,
+    source_name: &str,
+) -> impl Iterator<Item = Result<Endpoint, LoadError>> {
+    let source_name = source_name.to_owned();
+    let mut lines = reader.lines().zip(1..);
+    let mut failed = false;
+    std::iter::from_fn(move || loop {
+        if failed {
+            return None;
+        }
+        let (line, line_number) = lines.next()?;
+        match line {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => return Some(parse_endpoint_line(&line, line_number, &source_name)),
+            Err(e) => {
+                // A line that is not UTF-8 was read past; after any other error the
+                // reader may fail the same way forever.
+                failed = e.kind() != std::io::ErrorKind::InvalidData;
+                let place = Place {
+                    line: Some(line_number),
+                    ..Place::default()
+                };
+                return Some(Err(
+                    place.error(&source_name, format!("cannot read the line ({e})"))
                 ));
             }
-            (url.to_owned(), None)
         }
-        None => {
-            let protocol = required_str(fields, "protocol")?;
-            let host = required_str(fields, "host")?;
-            let port = port_text(fields)?;
-            let route = required_str(fields, "route")?;
-            url_from_parts(protocol, host, &port, route)
-        }
-    };
-
-    let method_name = optional_str(fields, "method")?.unwrap_or("POST");
-    let method = Method::from_str(&method_name.to_ascii_uppercase()).ok();
-    let mut endpoint = Endpoint::new(name, method.unwrap_or(Method::Post), &url);
-    if let Some(problem) = parts_problem {
-        endpoint.replace_problem(problem);
-    }
-    if method.is_none() {
-        endpoint.note_problem(format!("unknown HTTP method `{method_name}`"));
-    }
-    if let Some(content_type) = optional_str(fields, "content_type")? {
-        endpoint = endpoint.content_type(content_type);
-    }
-    if let Some(seconds) = fields.get("time_out") {
-        endpoint = endpoint.timeout(timeout_from_json(seconds)?);
-    }
-    if let Some(data) = fields.get("data") {
-        endpoint = endpoint.json(data.clone());
-    }
-    match fields.get("headers") {
-        None => {}
-        Some(Value::Object(headers)) => {
-            for (header, value) in headers {
-                let Value::String(value) = value else {
-                    return Err(field_error(
-                        "headers",
-                        format!(
-                            "header `{header}`: expected a string, found {}",
-                            describe(value)
-                        ),
-                    ));
-                };
-                endpoint = endpoint.header(header, value);
-            }
-        }
-        Some(other) => {
-            return Err(field_error(
-                "headers",
-                format!(
-                    "expected an object of header names to strings, found {}",
-                    describe(other)
-                ),
-            ))
-        }
-    }
-    Ok(endpoint)
-}
-
-/// `time_out` in seconds; a negative, infinite or too large one fails the load.
-fn timeout_from_json(value: &Value) -> Result<Duration, FieldError> {
-    let seconds = value.as_f64().ok_or_else(|| {
-        field_error(
-            "time_out",
-            format!("expected seconds as a number, found {}", describe(value)),
-        )
-    })?;
-    Duration::try_from_secs_f64(seconds).map_err(|_| {
-        field_error(
-            "time_out",
-            format!("expected a finite, non-negative number of seconds, found {seconds}"),
-        )
     })
 }
 
-/// The port as it goes into the URL: the original client's files write it as a string,
-/// JSON users as a number.
-fn port_text(fields: &Map<String, Value>) -> Result<String, FieldError> {
-    match fields.get("port") {
-        None => Err(field_error("port", "missing (or give `url` instead)")),
-        Some(Value::Number(n)) => Ok(n.to_string()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(field_error(
-            "port",
-            format!("expected a number or a string, found {}", describe(other)),
-        )),
+/// Where in the input the reading is: kept up to date as it goes, because serde's
+/// errors know the text position but not the endpoint and field.
+#[derive(Debug, Default)]
+struct Place {
+    line: Option<usize>,
+    endpoint: Option<String>,
+    field: Option<String>,
+}
+
+impl Place {
+    /// The error at this place.
+    fn error(self, source_name: &str, message: impl Into<String>) -> LoadError {
+        LoadError {
+            source_name: source_name.to_owned(),
+            line: self.line,
+            endpoint: self.endpoint,
+            field: self.field,
+            message: message.into(),
+        }
+    }
+
+    /// The error serde_json stopped with here. Text that is not JSON is the document's
+    /// fault (the position says where) or its line's; anything else is the field's.
+    fn json_error(mut self, source_name: &str, e: serde_json::Error) -> LoadError {
+        let message = e.to_string();
+        let position = format!(" at line {} column {}", e.line(), e.column());
+        let message = message.strip_suffix(&position).unwrap_or(&message);
+        if e.classify() == Category::Data {
+            return self.error(source_name, in_our_words(message));
+        }
+        self.field = None;
+        if self.line.is_none() {
+            self.endpoint = None;
+            return self.error(source_name, format!("not valid JSON ({e})"));
+        }
+        let column = e.column();
+        self.error(
+            source_name,
+            format!("not valid JSON ({message} at column {column})"),
+        )
     }
 }
 
-/// The URL of the original client's parts, and the first part that cannot be in one.
-/// Each part is checked on its own: pasted together, a host `a/b` would silently become
-/// a path and a route `api` would be blamed on the port.
-fn url_from_parts(protocol: &str, host: &str, port: &str, route: &str) -> (String, Option<String>) {
+/// serde words a type error `invalid type: string "soon", expected seconds as a number`;
+/// ours read `expected seconds as a number, found string "soon"`, with JSON's names for
+/// JSON's types. (The field is named before the message, so a repeated one is just
+/// `given twice`.)
+fn in_our_words(message: &str) -> String {
+    if message.starts_with("duplicate field `") {
+        return "given twice".to_owned();
+    }
+    let Some((found, expected)) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.rsplit_once(", expected "))
+    else {
+        return message.to_owned();
+    };
+    let found = match found {
+        "unit value" => "null",
+        "sequence" => "an array",
+        "map" => "an object",
+        other => other,
+    };
+    format!("expected {expected}, found {found}")
+}
+
+/// One endpoint's fields as written. All are optional to serde: which ones are required
+/// depends on whether `url` is given, and [`Fields::into_endpoint`] says.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields {
+    protocol: Option<String>,
+    host: Option<String>,
+    port: Option<Port>,
+    route: Option<String>,
+    url: Option<String>,
+    method: Option<String>,
+    content_type: Option<String>,
+    time_out: Option<Seconds>,
+    /// `null` is data too: the original client sends `json.dumps(None)`.
+    #[serde(default, deserialize_with = "present")]
+    data: Option<Value>,
+    text: Option<String>,
+    headers: Option<Headers>,
+    #[serde(default, deserialize_with = "body_format")]
+    expect: Option<BodyFormat>,
+    idempotent: Option<bool>,
+}
+
+impl Fields {
+    /// The endpoint, or the field that is missing or contradicts another. A URL that
+    /// cannot be made is not an error here but the endpoint's problem, so that one bad
+    /// entry gathers to an `invalid_endpoint` outcome instead of stopping the batch.
+    fn into_endpoint(
+        self,
+        name: &str,
+        source_name: &str,
+        line: Option<usize>,
+    ) -> Result<Endpoint, LoadError> {
+        let fail = |field: &str, message: &str| {
+            let place = Place {
+                line,
+                endpoint: Some(name.to_owned()),
+                field: Some(field.to_owned()),
+            };
+            Err(place.error(source_name, message))
+        };
+        let parts = [
+            ("protocol", self.protocol.is_some()),
+            ("host", self.host.is_some()),
+            ("port", self.port.is_some()),
+            ("route", self.route.is_some()),
+        ];
+        let (url, clearer_problem) = match self.url {
+            Some(url) => match parts.iter().find(|(_, given)| *given) {
+                Some((part, _)) => {
+                    return fail(
+                        part,
+                        "give either `url` or protocol/host/port/route, not both",
+                    )
+                }
+                None => (url, None),
+            },
+            None => {
+                let (Some(protocol), Some(host), Some(port), Some(route)) =
+                    (self.protocol, self.host, self.port, self.route)
+                else {
+                    let missing = parts.iter().find(|(_, given)| !*given);
+                    return fail(
+                        missing.map_or("route", |(part, _)| part),
+                        "missing (or give `url` instead)",
+                    );
+                };
+                url_from_parts(&protocol, &host, &port, &route)
+            }
+        };
+        if self.data.is_some() && self.text.is_some() {
+            return fail("text", "give either `data` or `text`, not both");
+        }
+
+        let method_name = self.method.as_deref().unwrap_or("POST");
+        let method = Method::from_str(&method_name.to_ascii_uppercase()).ok();
+        let mut endpoint = Endpoint::new(name, method.unwrap_or(Method::Post), url);
+        if let Some(problem) = clearer_problem {
+            endpoint.replace_problem(problem);
+        }
+        if method.is_none() {
+            endpoint.note_problem(format!("unknown HTTP method `{method_name}`"));
+        }
+        if let Some(content_type) = self.content_type {
+            endpoint = endpoint.content_type(content_type);
+        }
+        if let Some(Seconds(timeout)) = self.time_out {
+            endpoint = endpoint.timeout(timeout);
+        }
+        if let Some(data) = self.data {
+            endpoint = endpoint.json(data);
+        }
+        if let Some(text) = self.text {
+            endpoint = endpoint.text(text);
+        }
+        for (header, value) in self.headers.map(|h| h.0).unwrap_or_default() {
+            endpoint = endpoint.header(header, value);
+        }
+        if let Some(format) = self.expect {
+            endpoint = endpoint.expect(format);
+        }
+        if let Some(idempotent) = self.idempotent {
+            endpoint = endpoint.idempotent(idempotent);
+        }
+        Ok(endpoint)
+    }
+}
+
+/// The URL the original client pastes together from its parts, for [`Endpoint::new`] to
+/// judge; and a clearer reason than the URL parser's where pasting misplaces a part: a
+/// host `a/b` silently becomes a path, a route `api` is blamed on the port, and port
+/// 70000 is only an "invalid port number".
+fn url_from_parts(
+    protocol: &str,
+    host: &str,
+    port: &Port,
+    route: &str,
+) -> (String, Option<String>) {
     // An IPv6 address goes into a URL in brackets; the original files write it bare.
-    let bracketed = match host.parse::<Ipv6Addr>() {
+    let url_host = match host.parse::<Ipv6Addr>() {
         Ok(ip) => format!("[{ip}]"),
         Err(_) => host.to_owned(),
     };
-    let parsed_host = Host::parse(&bracketed);
-    let url = match &parsed_host {
-        Ok(parsed) => format!("{protocol}://{parsed}:{port}{route}"),
-        Err(_) => format!("{protocol}://{host}:{port}{route}"),
+    let url = format!("{protocol}://{url_host}:{}{route}", port.0);
+    let ends_host = |c: char| {
+        matches!(c, '/' | '?' | '#' | '@' | '\\') || (c == ':' && !url_host.starts_with('['))
     };
-    let problem = match (parsed_host, port.parse::<u64>()) {
-        (Err(e), _) => Some(format!(
-            "host `{host}` is not a host name or IP address ({e})"
-        )),
-        (_, Ok(port)) if port > u64::from(u16::MAX) => {
-            Some(format!("port {port} is out of range (0-65535)"))
-        }
-        (_, Err(_)) => Some(format!("port `{port}` is not a whole number")),
-        _ if !route.starts_with('/') => Some(format!("route `{route}` must start with `/`")),
-        _ => None,
+    let problem = if let Some(c) = url_host.chars().find(|c| ends_host(*c)) {
+        Some(format!(
+            "host `{host}` is not a host name or IP address (`{c}` cannot be in one)"
+        ))
+    } else if port.0.parse::<u16>().is_err() {
+        Some(format!("port {} is out of range (0-65535)", port.0))
+    } else if !route.starts_with('/') {
+        Some(format!("route `{route}` must start with `/`"))
+    } else {
+        None
     };
     (url, problem)
 }
 
-/// A string field that must be there.
-fn required_str<'a>(
-    fields: &'a Map<String, Value>,
-    field: &'static str,
-) -> Result<&'a str, FieldError> {
-    optional_str(fields, field)?
-        .ok_or_else(|| field_error(field, "missing (or give `url` instead)"))
+/// `port`: a whole number, or the digits of one as the original client writes it. Its
+/// range is the URL's business, so 70000 loads and makes the endpoint invalid.
+struct Port(String);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PortVisitor;
+
+        impl Visitor<'_> for PortVisitor {
+            type Value = Port;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port number (a whole number or a string of digits)")
+            }
+
+            fn visit_u64<E: de::Error>(self, port: u64) -> Result<Port, E> {
+                Ok(Port(port.to_string()))
+            }
+
+            fn visit_str<E: de::Error>(self, port: &str) -> Result<Port, E> {
+                if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+                    Ok(Port(port.to_owned()))
+                } else {
+                    Err(E::invalid_value(Unexpected::Str(port), &self))
+                }
+            }
+        }
+
+        deserializer.deserialize_any(PortVisitor)
+    }
 }
 
-/// A string field that may be absent, but not of another type.
-fn optional_str<'a>(
-    fields: &'a Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<&'a str>, FieldError> {
-    match fields.get(field) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(field_error(
-            field,
-            format!("expected a string, found {}", describe(other)),
+/// `time_out`: seconds as a number, fractions allowed; one that is negative, not finite
+/// or too large for a [`Duration`] fails the load.
+struct Seconds(Duration);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SecondsVisitor;
+
+        impl Visitor<'_> for SecondsVisitor {
+            type Value = Seconds;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("seconds as a number")
+            }
+
+            fn visit_f64<E: de::Error>(self, seconds: f64) -> Result<Seconds, E> {
+                Duration::try_from_secs_f64(seconds)
+                    .map(Seconds)
+                    .map_err(|_| {
+                        E::custom(format_args!(
+                            "expected a finite, non-negative number of seconds, found {seconds}"
+                        ))
+                    })
+            }
+
+            fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<Seconds, E> {
+                Ok(Seconds(Duration::from_secs(seconds)))
+            }
+
+            fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Seconds, E> {
+                // serde_json calls this for negative numbers only.
+                self.visit_f64(seconds as f64)
+            }
+        }
+
+        deserializer.deserialize_f64(SecondsVisitor)
+    }
+}
+
+/// `headers`: an object of names to strings, kept in written order, a name written twice
+/// sent twice.
+struct Headers(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeadersVisitor;
+
+        impl<'de> Visitor<'de> for HeadersVisitor {
+            type Value = Headers;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of header names to strings")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
+                let mut headers = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    let value = map.next_value_seed(HeaderValue(&name))?;
+                    headers.push((name, value));
+                }
+                Ok(Headers(headers))
+            }
+        }
+
+        deserializer.deserialize_map(HeadersVisitor)
+    }
+}
+
+/// One header's value: a string, and when it is not, the error names the header.
+struct HeaderValue<'a>(&'a str);
+
+impl<'de> DeserializeSeed<'de> for HeaderValue<'_> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_string(self)
+    }
+}
+
+impl Visitor<'_> for HeaderValue<'_> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a string for header `{}`", self.0)
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<String, E> {
+        Ok(value.to_owned())
+    }
+}
+
+/// `data` as given, `null` included.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
+}
+
+/// `expect`: a string naming a [`BodyFormat`]. (A derived enum would do, but serde_json
+/// calls anything but a string in an enum's place "not valid JSON".)
+fn body_format<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<BodyFormat>, D::Error> {
+    let Some(name) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    match name.as_str() {
+        "json" => Ok(Some(BodyFormat::Json)),
+        "text" => Ok(Some(BodyFormat::Text)),
+        "bytes" => Ok(Some(BodyFormat::Bytes)),
+        other => Err(de::Error::invalid_value(
+            Unexpected::Str(other),
+            &r#""json", "text" or "bytes""#,
         )),
     }
 }
 
-/// Names a JSON value's type and shows it, for messages like `found string "soon"`.
-fn describe(value: &Value) -> String {
-    let kind = match value {
-        Value::Null => return "null".to_owned(),
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => return "an array".to_owned(),
-        Value::Object(_) => return "an object".to_owned(),
-    };
-    format!("{kind} {value}")
+/// The document: endpoints by name, in written order, a name written twice kept twice
+/// (a map would silently keep one, and its outcome would go missing).
+struct Endpoints<'p>(&'p mut Place);
+
+impl<'de> DeserializeSeed<'de> for Endpoints<'_> {
+    type Value = Vec<(String, Fields)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
 }
+
+impl<'de> Visitor<'de> for Endpoints<'_> {
+    type Value = Vec<(String, Fields)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of endpoints by name")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut endpoints = Vec::new();
+        while let Some(name) = map.next_key::<String>()? {
+            self.0.endpoint = Some(name.clone());
+            self.0.field = None;
+            let fields = map.next_value_seed(FieldsSeed {
+                place: &mut *self.0,
+                named: false,
+            })?;
+            endpoints.push((name, fields));
+        }
+        self.0.endpoint = None;
+        Ok(endpoints)
+    }
+}
+
+/// One endpoint's object, read by [`Fields`]'s derive through [`Noted`]; `named` when it
+/// holds the endpoint's `name` too, as a JSON Lines line does.
+struct FieldsSeed<'p> {
+    place: &'p mut Place,
+    named: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
+    type Value = Fields;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Fields, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldsSeed<'_> {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.named {
+            "an object with the endpoint's name and fields"
+        } else {
+            "an object of fields"
+        })
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Fields, A::Error> {
+        let noted = Noted {
+            map,
+            place: self.place,
+            named: self.named,
+        };
+        Fields::deserialize(MapAccessDeserializer::new(noted))
+    }
+}
+
+/// An endpoint's object as the derive reads it, noting each key in the [`Place`] so that
+/// an error names its field; it takes the `name` of a JSON Lines line out of the way, and
+/// words an unknown field our way.
+struct Noted<'p, A> {
+    map: A,
+    place: &'p mut Place,
+    named: bool,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Noted<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        let Some(key) = self.map.next_key::<String>()? else {
+            return Ok(None);
+        };
+        let field = self.place.field.insert(key);
+        if self.named && field == "name" {
+            if self.place.endpoint.is_some() {
+                return Err(de::Error::duplicate_field("name"));
+            }
+            self.place.endpoint = Some(self.map.next_value()?);
+            return self.next_key_seed(seed);
+        }
+        seed.deserialize(StrDeserializer::<KeyError>::new(field))
+            .map(Some)
+            .map_err(|KeyError(expected)| {
+                let name = if self.named { "name, " } else { "" };
+                de::Error::custom(format_args!(
+                    "unknown field (expected one of {name}{})",
+                    expected.join(", ")
+                ))
+            })
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.map.size_hint()
+    }
+}
+
+/// How the derive refuses a key: it is none of these fields. (A string key can fail no
+/// other way.)
+#[derive(Debug)]
+struct KeyError(&'static [&'static str]);
+
+impl de::Error for KeyError {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        KeyError(&[])
+    }
+
+    fn unknown_field(_: &str, expected: &'static [&'static str]) -> Self {
+        KeyError(expected)
+    }
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown field")
+    }
+}
+
+impl std::error::Error for KeyError {}

@@ -7,6 +7,7 @@ use surf::http::Method;
 use surf::Url;
 
 use crate::headers;
+use crate::retry::RetryPolicy;
 
 /// How long a call may take when the endpoint does not say: 50 s, as in the original
 /// Python client.
@@ -98,6 +99,8 @@ pub struct Endpoint {
     format: BodyFormat,
     /// Set by [`Endpoint::idempotent`]; unset, the method decides.
     idempotent: Option<bool>,
+    /// Set by [`Endpoint::retry`]; unset, the client's policy applies.
+    retry: Option<RetryPolicy>,
     timeout: Duration,
     problem: Option<String>,
 }
@@ -118,6 +121,7 @@ impl Endpoint {
             body: None,
             format: BodyFormat::Json,
             idempotent: None,
+            retry: None,
             timeout: DEFAULT_TIMEOUT,
             problem,
         }
@@ -248,6 +252,19 @@ impl Endpoint {
     pub fn idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = Some(idempotent);
         self
+    }
+
+    /// Retries this endpoint's failures by `policy` instead of the client's (see
+    /// [`ClientBuilder::retry`](crate::ClientBuilder::retry)); `RetryPolicy::new(1)`
+    /// turns retries off for it.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The endpoint's own retry policy, if it has one.
+    pub fn retry_policy(&self) -> Option<&RetryPolicy> {
+        self.retry.as_ref()
     }
 
     /// Whether the call may be sent more than once (see [`idempotent`](Self::idempotent)).

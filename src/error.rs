@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::transport::Replay;
+
 /// Why a call ended without a reply. [`ErrorKind::as_str`] gives the stable,
 /// machine-readable name of each kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -75,6 +77,8 @@ struct Inner {
     message: String,
     status: Option<u16>,
     body_prefix: Option<String>,
+    /// Whether the request may be sent again (decided by the transport).
+    replay: Replay,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -90,9 +94,33 @@ impl Error {
                 message: message.into(),
                 status: None,
                 body_prefix: None,
+                replay: Replay::Unknown,
                 source: None,
             }),
         }
+    }
+
+    pub(crate) fn with_replay(mut self, replay: Replay) -> Self {
+        self.inner.replay = replay;
+        self
+    }
+
+    pub(crate) fn replay(&self) -> Replay {
+        self.inner.replay
+    }
+
+    /// Puts the causes of earlier attempts in front of the message: `after 3 attempts:
+    /// connection refused by …; connection refused by …; timed out after 0.2 s …`.
+    pub(crate) fn after_attempts(mut self, earlier: &[String]) -> Self {
+        if !earlier.is_empty() {
+            let message = &self.inner.message;
+            self.inner.message = format!(
+                "after {} attempts: {}; {message}",
+                earlier.len() + 1,
+                earlier.join("; ")
+            );
+        }
+        self
     }
 
     /// Keeps `cause` as the error's [`source`](std::error::Error::source).

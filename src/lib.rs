@@ -40,8 +40,10 @@ mod config;
 mod endpoint;
 mod error;
 mod headers;
+mod hedge;
 mod redirect;
 mod report;
+mod retry;
 #[cfg(feature = "stub")]
 pub mod stub;
 mod transport;
@@ -51,12 +53,16 @@ pub use client::{
     BuildError, Client, ClientBuilder, DEFAULT_BODY_LIMIT, DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_IDLE_PER_ORIGIN, DEFAULT_USER_AGENT,
 };
-pub use config::{load_endpoints, parse_endpoints, LoadError};
+pub use config::{
+    load_endpoints, load_endpoints_jsonl, parse_endpoint_line, parse_endpoints, LoadError,
+};
 pub use endpoint::{BodyFormat, Endpoint, DEFAULT_CONTENT_TYPE, DEFAULT_TIMEOUT};
 pub use error::{Error, ErrorKind};
 pub use headers::Headers;
+pub use hedge::{HedgeDelay, HedgePolicy};
 pub use redirect::DEFAULT_REDIRECTS;
 pub use report::{Outcome, Reply, Report, Summary};
+pub use retry::{RetryBudget, RetryPolicy, TRANSIENT_STATUSES};
 pub use surf::http::Method;
 pub use surf::Url;
 

@@ -86,6 +86,13 @@ pub struct Outcome {
     pub result: Result<Reply, Error>,
     /// How long this call took, from the moment it was started.
     pub elapsed: Duration,
+    /// How many attempts the call made: 1 unless a [retry
+    /// policy](crate::RetryPolicy) sent it again; 0 when it never started.
+    pub attempts: u32,
+    /// Whether a hedged copy of the request was sent (see [`HedgePolicy`](crate::HedgePolicy)).
+    pub hedged: bool,
+    /// Whether the reply came from a hedged copy rather than the first.
+    pub hedge_won: bool,
 }
 
 impl Outcome {
@@ -99,8 +106,9 @@ impl Outcome {
         self.result.as_ref().err()
     }
 
-    /// The outcome as JSON: `{"name", "status", "url", "body", "elapsed_s"}` for a reply,
-    /// `{"name", "error": {"kind", "message"}, "elapsed_s"}` for a failure, where
+    /// The outcome as JSON: `{"name", "status", "url", "body", "elapsed_s", "attempts",
+    /// "hedged"}` for a reply, `{"name", "error": {"kind", "message"}, "elapsed_s",
+    /// "attempts", "hedged"}` for a failure, where
     /// `message` is the error's whole text, endpoint name first, so it stands on its own
     /// when copied into a log; the error also has `status` and `body_prefix` when the
     /// reply got that far (a `decode` error keeps both).
@@ -124,6 +132,8 @@ impl Outcome {
                     "url": reply.url.as_str(),
                     "body": reply.body,
                     "elapsed_s": elapsed_s,
+                    "attempts": self.attempts,
+                    "hedged": self.hedged,
                 });
                 if with_headers {
                     json["headers"] = reply.headers_json();
@@ -140,7 +150,13 @@ impl Outcome {
                 if let Some(prefix) = err.body_prefix() {
                     error["body_prefix"] = prefix.into();
                 }
-                json!({"name": self.name, "error": error, "elapsed_s": elapsed_s})
+                json!({
+                    "name": self.name,
+                    "error": error,
+                    "elapsed_s": elapsed_s,
+                    "attempts": self.attempts,
+                    "hedged": self.hedged,
+                })
             }
         }
     }
@@ -172,6 +188,13 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of `outcomes`, one per endpoint in input order, for a batch that took
+    /// `elapsed`: for a caller that ran the batch as a stream and put the outcomes back
+    /// in order itself.
+    pub fn new(outcomes: Vec<Outcome>, elapsed: Duration) -> Self {
+        Report { outcomes, elapsed }
+    }
+
     /// Whether every endpoint got a reply (of any status).
     pub fn all_replied(&self) -> bool {
         self.outcomes.iter().all(|o| o.result.is_ok())
@@ -248,6 +271,9 @@ impl Report {
 #[derive(Debug, Clone)]
 pub struct Summary {
     replied: u64,
+    hedged: u64,
+    hedges_won: u64,
+    retried: u64,
     errors: Vec<(ErrorKind, u64)>,
     latency_us: Histogram<u64>,
 }
@@ -256,6 +282,9 @@ impl Default for Summary {
     fn default() -> Self {
         Summary {
             replied: 0,
+            hedged: 0,
+            hedges_won: 0,
+            retried: 0,
             errors: Vec::new(),
             // Three significant digits from 1 µs up, auto-resizing to any duration.
             latency_us: Histogram::new(3).unwrap_or_else(|_| unreachable!("3 digits is valid")),
@@ -273,6 +302,9 @@ impl Summary {
                 None => self.errors.push((err.kind(), 1)),
             },
         }
+        self.hedged += u64::from(outcome.hedged);
+        self.hedges_won += u64::from(outcome.hedge_won);
+        self.retried += u64::from(outcome.attempts > 1);
         let micros = u64::try_from(outcome.elapsed.as_micros()).unwrap_or(u64::MAX);
         // `record` grows the histogram to fit; only a value past its 2^63 range fails.
         if self.latency_us.record(micros.max(1)).is_err() {
@@ -288,6 +320,16 @@ impl Summary {
     /// How many calls got a reply (of any status).
     pub fn replied(&self) -> u64 {
         self.replied
+    }
+
+    /// How many calls sent a hedged copy, and how many of those the copy won.
+    pub fn hedges(&self) -> (u64, u64) {
+        (self.hedged, self.hedges_won)
+    }
+
+    /// How many calls took more than one attempt.
+    pub fn retried(&self) -> u64 {
+        self.retried
     }
 
     /// How many calls failed, of any kind.
@@ -313,7 +355,7 @@ impl Summary {
     }
 
     /// The summary as JSON: `{"total", "replied", "failed", "errors": {kind: count},
-    /// "latency_ms": {"p50", "p90", "p99", "max"}}`.
+    /// "retried", "hedged", "hedges_won", "latency_ms": {"p50", "p90", "p99", "max"}}`.
     pub fn to_json(&self) -> Value {
         let mut errors = self.errors.clone();
         errors.sort_by_key(|(kind, _)| kind.as_str());
@@ -323,6 +365,9 @@ impl Summary {
             "replied": self.replied,
             "failed": self.failed(),
             "errors": errors.iter().map(|(k, n)| (k.as_str().to_owned(), Value::from(*n))).collect::<Map<_, _>>(),
+            "retried": self.retried,
+            "hedged": self.hedged,
+            "hedges_won": self.hedges_won,
             "latency_ms": {"p50": ms(50.0), "p90": ms(90.0), "p99": ms(99.0), "max": ms(100.0)},
         })
     }

@@ -2,16 +2,25 @@
 //! `POST /api` sleeps `sleep_time` seconds without blocking a thread, then answers
 //! `{"data": <the request body>, "status": "success"}` as the original Flask servers do.
 //!
+//! Two more fields of the request body shape its behaviour, for the retry and hedging
+//! tests and the tail benchmark:
+//! - `"tail": {"p": 0.01, "sleep_time": 1}`: with probability `p`, sleep the tail's
+//!   `sleep_time` instead (a latency tail: 1% of calls take 1 s);
+//! - `"fail_first": {"count": 2, "status": 503, "retry_after": 0.1, "key": "a"}`: the
+//!   first `count` requests carrying this `key` (default `""`) get `status` (default
+//!   503) with that `Retry-After` (omitted when absent) and a JSON error body.
+//!
 //! It runs its own accept loop around the tide app rather than tide's listener, to turn
 //! Nagle's algorithm off on every connection (40 ms stalls on reused connections
 //! otherwise, measured) and to listen with a backlog sized for thousands of simultaneous
 //! connects (the standard library's 128 makes the overflow wait out a 1 s SYN retry).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -49,7 +58,17 @@ pub const MAX_SLEEP_SECS: f64 = 3600.0;
 pub struct Stub {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
+    state: State,
     _stop: oneshot::Sender<()>,
+}
+
+/// What the app keeps between requests.
+#[derive(Debug, Clone, Default)]
+struct State {
+    /// Requests to `/api`, counted as they arrive.
+    requests: Arc<AtomicUsize>,
+    /// Failures handed out so far, by `fail_first.key`.
+    failed: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 type StopSignal = Shared<oneshot::Receiver<()>>;
@@ -74,16 +93,18 @@ impl Stub {
         let listener = bind(addr)?;
         let addr = listener.local_addr()?;
         let accepted = Arc::new(AtomicUsize::new(0));
+        let state = State::default();
         let (stop_tx, stop_rx) = oneshot::channel();
         task::spawn(accept_loop(
             listener,
-            app(),
+            app(state.clone()),
             accepted.clone(),
             stop_rx.shared(),
         ));
         Ok(Stub {
             addr,
             accepted,
+            state,
             _stop: stop_tx,
         })
     }
@@ -103,6 +124,12 @@ impl Stub {
         self.accepted.load(Ordering::SeqCst)
     }
 
+    /// How many requests reached `POST /api` so far (a request that was refused with
+    /// 400 or 413 counts too).
+    pub fn requests_received(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
     /// Stops the server, as dropping it does.
     pub fn stop(self) {}
 }
@@ -120,7 +147,7 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// Accepts until stopped, serving each connection in its own task.
 async fn accept_loop(
     listener: TcpListener,
-    app: tide::Server<()>,
+    app: tide::Server<State>,
     accepted: Arc<AtomicUsize>,
     stop: StopSignal,
 ) {
@@ -141,7 +168,7 @@ async fn accept_loop(
 }
 
 /// Serves one connection's requests until it closes or the stub stops.
-async fn serve(stream: TcpStream, app: tide::Server<()>, stop: StopSignal) {
+async fn serve(stream: TcpStream, app: tide::Server<State>, stop: StopSignal) {
     // A socket that refuses TCP_NODELAY is still served, only slower.
     let _ = stream.set_nodelay(true);
     let connection = async_h1::accept(BoundedConn::new(stream), move |req| {
@@ -234,18 +261,22 @@ impl AsyncWrite for BoundedConn {
 }
 
 /// The tide app: `POST /api` only.
-fn app() -> tide::Server<()> {
-    let mut app = tide::new();
+fn app(state: State) -> tide::Server<State> {
+    let mut app = tide::with_state(state);
     app.at("/api").post(api);
     app
 }
 
 /// `POST /api`: sleep `sleep_time` seconds, then echo the request as the Flask servers do.
-async fn api(mut req: tide::Request<()>) -> tide::Result {
+async fn api(mut req: tide::Request<State>) -> tide::Result {
+    req.state().requests.fetch_add(1, Ordering::SeqCst);
     let data = match read_json_object(&mut req).await {
         Ok(data) => data,
         Err((status, message)) => return Ok(error_reply(status, &message)),
     };
+    if let Some(failure) = failure(req.state(), &data) {
+        return Ok(failure);
+    }
     let sleep = match sleep_time(&data) {
         Ok(sleep) => sleep,
         Err(message) => return Ok(error_reply(400, &message)),
@@ -258,7 +289,7 @@ async fn api(mut req: tide::Request<()>) -> tide::Result {
 }
 
 /// The request body as a JSON object, or the status and words to refuse it with.
-async fn read_json_object(req: &mut tide::Request<()>) -> Result<Value, (u16, String)> {
+async fn read_json_object(req: &mut tide::Request<State>) -> Result<Value, (u16, String)> {
     let too_large = || {
         (
             413,
@@ -284,9 +315,45 @@ async fn read_json_object(req: &mut tide::Request<()>) -> Result<Value, (u16, St
     }
 }
 
-/// `sleep_time` in seconds: absent is 0; negative, non-numeric or huge is refused.
+/// The failure `fail_first` asks for, while its count is not used up.
+fn failure(state: &State, data: &Value) -> Option<tide::Response> {
+    let fail = data.get("fail_first")?;
+    let count = fail.get("count").and_then(Value::as_u64).unwrap_or(1);
+    let key = fail.get("key").and_then(Value::as_str).unwrap_or_default();
+    {
+        let mut failed = state
+            .failed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let so_far = failed.entry(key.to_owned()).or_default();
+        if *so_far >= count {
+            return None;
+        }
+        *so_far += 1;
+    }
+    let status = fail
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|s| (400..600).contains(s))
+        .unwrap_or(503);
+    let mut res = error_reply(status, "failing as asked (fail_first)");
+    if let Some(after) = fail.get("retry_after").and_then(Value::as_f64) {
+        res.insert_header("Retry-After", after.to_string());
+    }
+    Some(res)
+}
+
+/// `sleep_time` in seconds, or the `tail`'s with its probability: absent is 0;
+/// negative, non-numeric or huge is refused.
 fn sleep_time(data: &Value) -> Result<Duration, String> {
-    let Some(value) = data.get("sleep_time") else {
+    let tail = data.get("tail");
+    let in_tail = tail
+        .and_then(|t| t.get("p"))
+        .and_then(Value::as_f64)
+        .is_some_and(|p| fastrand::f64() < p);
+    let source = if in_tail { tail } else { Some(data) };
+    let Some(value) = source.and_then(|d| d.get("sleep_time")) else {
         return Ok(Duration::ZERO);
     };
     match value.as_f64() {

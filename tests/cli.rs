@@ -293,3 +293,131 @@ fn redirects_are_followed_unless_told_not_and_headers_come_with_include_headers(
     assert_eq!(result["headers"]["location"], json!(target.url()));
     assert_eq!(result["headers"]["x-hop"], "1");
 }
+
+/// Runs the example with `stdin` as its standard input.
+fn run_with_stdin(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(gather_binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the gather example");
+    let mut input = child.stdin.take().expect("a stdin pipe");
+    input.write_all(stdin.as_bytes()).expect("write stdin");
+    drop(input);
+    child.wait_with_output().expect("the example's output")
+}
+
+#[test]
+fn stream_json_prints_one_object_per_outcome_as_it_lands_then_a_summary() {
+    let server = stub();
+    let url = server.url();
+    let lines = [
+        json!({"name": "slow", "url": url, "data": {"sleep_time": 0.4}}),
+        json!({"name": "fast", "url": url, "data": {"sleep_time": 0}}),
+    ];
+    let stdin: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let output = run_with_stdin(&["--config", "-", "--jsonl", "--stream", "--json"], &stdin);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let out = stdout(&output);
+    let parsed: Vec<Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("each line is one JSON object"))
+        .collect();
+    assert_eq!(parsed.len(), 3, "{out}");
+    assert_eq!(
+        (parsed[0]["name"].clone(), parsed[0]["index"].clone()),
+        (json!("fast"), json!(1))
+    );
+    assert_eq!(
+        (parsed[1]["name"].clone(), parsed[1]["index"].clone()),
+        (json!("slow"), json!(0))
+    );
+    assert_eq!(parsed[2]["summary"]["total"], 2);
+    assert_eq!(parsed[2]["summary"]["replied"], 2);
+    // Standard error is not a terminal here: no progress bar, nothing at all.
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn a_bad_json_line_becomes_its_endpoints_invalid_outcome_naming_the_line() {
+    let server = stub();
+    let url = server.url();
+    let file = temp_file(
+        "sweep.jsonl",
+        &format!(
+            "{}\n{{\"name\": \"typo\", \"url\": \"{url}\", \"time_out\": \"soon\"}}\nnot json\n\n{}\n",
+            json!({"name": "first", "url": url, "data": {"sleep_time": 0}}),
+            json!({"name": "last", "url": url, "data": {"sleep_time": 0}}),
+        ),
+    );
+    let output = run(&[
+        "--config",
+        file.to_str().expect("utf-8 temp path"),
+        "--json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report: Value = serde_json::from_str(&stdout(&output)).expect("one JSON document");
+    let results = report["results"].as_array().expect("results");
+    let names: Vec<&str> = results.iter().filter_map(|r| r["name"].as_str()).collect();
+    assert_eq!(names, ["first", "typo", "line 3", "last"]);
+    assert_eq!(results[0]["status"], 200);
+    assert_eq!(results[3]["status"], 200);
+    for (i, line) in [(1, "line 2"), (2, "line 3")] {
+        assert_eq!(results[i]["error"]["kind"], "invalid_endpoint");
+        let message = results[i]["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(line), "{message}");
+    }
+    assert_eq!(report["summary"]["errors"]["invalid_endpoint"], 2);
+}
+
+#[test]
+fn a_json_document_given_as_json_lines_exits_2() {
+    let file = temp_file(
+        "not-lines.jsonl",
+        "{\n  \"a\": {\"url\": \"http://127.0.0.1:9/\"}\n}\n",
+    );
+    let output = run(&["--config", file.to_str().expect("utf-8 temp path")]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(stderr(&output).contains("line 1"), "{}", stderr(&output));
+}
+
+#[test]
+fn deadline_and_fail_fast_flags_stop_the_batch_with_one_outcome_each() {
+    let server = stub();
+    let url = server.url();
+    let config = temp_file(
+        "controls.json",
+        &json!({
+            "quick": {"url": url, "data": {"sleep_time": 0}},
+            "slow": {"url": url, "data": {"sleep_time": 5}},
+            "down": {"url": closed_port_url()},
+        })
+        .to_string(),
+    );
+    let path = config.to_str().expect("utf-8 temp path");
+    let started = std::time::Instant::now();
+    let output = run(&["--config", path, "--json", "--deadline", "0.5"]);
+    let report: Value = serde_json::from_str(&stdout(&output)).expect("one JSON document");
+    assert_eq!(report["results"][1]["error"]["kind"], "timeout");
+    let output = run(&["--config", path, "--json", "--fail-fast"]);
+    let report: Value = serde_json::from_str(&stdout(&output)).expect("one JSON document");
+    assert_eq!(report["results"][1]["error"]["kind"], "cancelled");
+    assert_eq!(report["results"][2]["error"]["kind"], "connect");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_empty_config_says_so_and_succeeds() {
+    let output = run_with_stdin(&["--config", "-"], "{}");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stderr(&output).trim(), "gather: no endpoints");
+    assert_eq!(stdout(&output), "");
+}

@@ -1,7 +1,7 @@
 //! The loader never panics, whatever it is given: arbitrary bytes, arbitrary JSON, and
-//! endpoint-shaped objects with arbitrary field values.
+//! endpoint-shaped objects with arbitrary field values, as a JSON file and as JSON Lines.
 
-use fanout::parse_endpoints;
+use fanout::{load_endpoints_jsonl, parse_endpoint_line, parse_endpoints};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
@@ -35,6 +35,9 @@ fn endpoint_shaped() -> impl Strategy<Value = Value> {
         Just("time_out"),
         Just("data"),
         Just("headers"),
+        Just("text"),
+        Just("expect"),
+        Just("idempotent"),
         Just("bogus"),
     ];
     let value = prop_oneof![
@@ -44,14 +47,35 @@ fn endpoint_shaped() -> impl Strategy<Value = Value> {
         Just(Value::from("30001")),
         Just(Value::from("/api")),
         Just(Value::from("http://127.0.0.1:1/")),
+        Just(Value::from("text")),
+        any::<bool>().prop_map(Value::from),
         any::<u32>().prop_map(Value::from),
         (-1e6f64..1e6).prop_map(Value::from),
     ];
     prop::collection::vec((field, value), 0..8).prop_map(|fields| {
         let object: Map<String, Value> =
             fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        Value::Object(Map::from_iter([("e".to_owned(), Value::Object(object))]))
+        Value::Object(object)
     })
+}
+
+/// A JSON file holding one endpoint, `e`.
+fn in_a_file(endpoint: Value) -> String {
+    Value::Object(Map::from_iter([("e".to_owned(), endpoint)])).to_string()
+}
+
+/// A JSON Lines line holding the endpoint `e`: its name first, or last.
+fn in_a_line(endpoint: Value, name_last: bool) -> String {
+    let Value::Object(fields) = endpoint else {
+        return endpoint.to_string();
+    };
+    let name = ("name".to_owned(), Value::from("e"));
+    let object: Map<String, Value> = if name_last {
+        fields.into_iter().chain([name]).collect()
+    } else {
+        [name].into_iter().chain(fields).collect()
+    };
+    Value::Object(object).to_string()
 }
 
 proptest! {
@@ -68,11 +92,36 @@ proptest! {
 
     #[test]
     fn endpoint_shaped_objects_load_or_fail_with_a_named_error(value in endpoint_shaped()) {
-        match parse_endpoints(&value.to_string(), "fuzz") {
+        match parse_endpoints(&in_a_file(value), "fuzz") {
             Ok(endpoints) => prop_assert_eq!(endpoints.len(), 1),
             Err(err) => {
                 prop_assert_eq!(err.endpoint(), Some("e"));
                 prop_assert!(err.to_string().starts_with("fuzz: e: "), "{}", err);
+            }
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_lines_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        for item in load_endpoints_jsonl(&bytes[..], "fuzz") {
+            if let Err(err) = item {
+                prop_assert!(err.line().is_some(), "{}", err);
+            }
+        }
+    }
+
+    #[test]
+    fn endpoint_shaped_lines_load_or_fail_naming_line_and_endpoint(
+        value in endpoint_shaped(),
+        name_last in any::<bool>(),
+    ) {
+        match parse_endpoint_line(&in_a_line(value, name_last), 9, "fuzz") {
+            Ok(endpoint) => prop_assert_eq!(endpoint.name(), "e"),
+            Err(err) => {
+                prop_assert_eq!((err.line(), err.endpoint()), (Some(9), Some("e")));
+                prop_assert!(err.to_string().starts_with("fuzz: line 9: e: "), "{}", err);
             }
         }
     }

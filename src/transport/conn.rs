@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use async_io::Async;
-use async_native_tls::TlsStream;
 use futures::io::{AsyncRead, AsyncWrite};
-use futures::FutureExt;
+use futures::{ready, FutureExt};
+
+use super::tls::{self, TlsStream};
 
 /// A TCP socket on async-io's reactor (the one async-std runs on), shared by handles.
 #[derive(Debug, Clone)]
@@ -54,11 +55,11 @@ pub(crate) enum Conn {
     Plain(Tcp),
     // Behind a lock only so that `Conn` is `Sync`, as the transport's futures must be;
     // one request uses a connection at a time, so the lock is never contended.
-    Tls(Arc<Mutex<TlsStream<Tcp>>>),
+    Tls(Arc<Mutex<TlsStream>>),
 }
 
 impl Conn {
-    pub(crate) fn tls(stream: TlsStream<Tcp>) -> Self {
+    pub(crate) fn tls(stream: TlsStream) -> Self {
         Conn::Tls(Arc::new(Mutex::new(stream)))
     }
 
@@ -67,7 +68,7 @@ impl Conn {
     pub(crate) fn is_stale(&self) -> bool {
         let Tcp(tcp) = match self {
             Conn::Plain(tcp) => tcp.clone(),
-            Conn::Tls(tls) => lock(tls).get_ref().clone(),
+            Conn::Tls(stream) => tls::socket(&lock(stream)).clone(),
         };
         let mut byte = [0u8; 1];
         // Nothing to read yet (the future is pending) is the only healthy answer.
@@ -88,7 +89,7 @@ impl Conn {
     }
 }
 
-fn lock(tls: &Mutex<TlsStream<Tcp>>) -> MutexGuard<'_, TlsStream<Tcp>> {
+fn lock(tls: &Mutex<TlsStream>) -> MutexGuard<'_, TlsStream> {
     // A panic while holding the lock cannot leave the stream half-updated in a way the
     // next caller could not see as an I/O error, so a poisoned lock is still usable.
     tls.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -102,7 +103,14 @@ impl AsyncRead for Conn {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conn::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            Conn::Tls(tls) => Pin::new(&mut *lock(tls)).poll_read(cx, buf),
+            Conn::Tls(tls) => {
+                let mut stream = lock(tls);
+                // rustls keeps what the socket would not take yet of a write, and sends
+                // it only on a flush or the next write: the end of a request written with
+                // `write_all` would wait there while we wait for the reply.
+                ready!(Pin::new(&mut *stream).poll_flush(cx))?;
+                Pin::new(&mut *stream).poll_read(cx, buf)
+            }
         }
     }
 }

@@ -6,11 +6,26 @@ use std::io;
 
 use crate::error::ErrorKind;
 
+/// Whether a failed request can be sent again without the server having acted on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Replay {
+    /// The request never left: no connection could be made.
+    NotSent,
+    /// A reused keep-alive connection turned out closed before a byte of reply came:
+    /// the server closed it as it went idle, most likely before it read the request.
+    /// Safe to send again when the request is idempotent.
+    StaleConnection,
+    /// The server may have acted on the request.
+    #[default]
+    Unknown,
+}
+
 /// A failure the transport has already classified; the client reads the kind back.
 #[derive(Debug)]
 pub(crate) struct TransportError {
     pub(crate) kind: ErrorKind,
     pub(crate) message: String,
+    pub(crate) replay: Replay,
     /// The reply's status, when the fault came after its head.
     pub(crate) status: Option<u16>,
     pub(crate) source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -21,6 +36,7 @@ impl TransportError {
         TransportError {
             kind,
             message: message.into(),
+            replay: Replay::Unknown,
             status: None,
             source: None,
         }
@@ -32,8 +48,11 @@ impl TransportError {
         self
     }
 
+    /// No connection could be made, so the request never left.
     pub(crate) fn connect(message: impl Into<String>) -> Self {
-        Self::new(ErrorKind::Connect, message)
+        let mut err = Self::new(ErrorKind::Connect, message);
+        err.replay = Replay::NotSent;
+        err
     }
 
     pub(crate) fn protocol(message: impl Into<String>) -> Self {

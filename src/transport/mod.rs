@@ -25,7 +25,6 @@ mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_native_tls::Certificate;
 use futures::io::AsyncWriteExt;
 use http_client::{Error as HttpError, HttpClient, Request, Response};
 use surf::http::url::Host;
@@ -37,11 +36,12 @@ use body::Framing;
 use conn::Conn;
 use decode::Decoder;
 pub(crate) use decode::ACCEPT_ENCODING;
-pub(crate) use error::TransportError;
+pub(crate) use error::{Replay, TransportError};
 pub(crate) use head::DEFAULT_MAX_HEAD_BYTES;
 use limit::{BodyTooLarge, LimitedBody};
 pub(crate) use phase::{seconds, Phase, Progress};
 use pool::{Origin, Pool};
+pub(crate) use tls::Certificate;
 use tls::Tls;
 use wire::Wire;
 
@@ -82,22 +82,24 @@ impl Transport {
         }
     }
 
-    /// An idle connection to `origin`, or a new one under the connect timeout.
-    async fn connection(&self, origin: &Origin) -> Result<Conn, TransportError> {
+    /// An idle connection to `origin` (`true`: reused), or a new one under the connect
+    /// timeout.
+    async fn connection(&self, origin: &Origin) -> Result<(Conn, bool), TransportError> {
         if let Some(conn) = self.pool.checkout(origin) {
-            return Ok(conn);
+            return Ok((conn, true));
         }
-        match self.settings.connect_timeout {
+        let opened = match self.settings.connect_timeout {
             None => self.open(origin).await,
             Some(limit) => async_std::future::timeout(limit, self.open(origin))
                 .await
                 .unwrap_or_else(|_| {
-                    Err(TransportError::new(
-                        ErrorKind::Timeout,
-                        Phase::Connecting.timed_out(limit),
-                    ))
+                    let mut err =
+                        TransportError::new(ErrorKind::Timeout, Phase::Connecting.timed_out(limit));
+                    err.replay = Replay::NotSent;
+                    Err(err)
                 }),
-        }
+        };
+        Ok((opened?, false))
     }
 
     /// A new connection to `origin`, with the TLS handshake done for https.
@@ -106,8 +108,8 @@ impl Transport {
         if !origin.tls {
             return Ok(Conn::Plain(tcp));
         }
-        // OpenSSL checks an IP address against the certificate only when it is written
-        // bare: `[::1]`, as a URL writes it, would be checked as a host name and fail.
+        // rustls and OpenSSL check an IP address against the certificate only when it is
+        // written bare: `[::1]`, as a URL writes it, would be taken for a host name.
         let domain = match &origin.host {
             Host::Domain(name) => name.clone(),
             Host::Ipv4(ip) => ip.to_string(),
@@ -137,20 +139,30 @@ impl Transport {
             .unwrap_or_default();
         let encoded = request::encode(&mut req).await?;
 
-        let mut conn = self.connection(&origin).await?;
+        let (mut conn, reused) = self.connection(&origin).await?;
         progress.enter(Phase::Waiting);
+        // On a reused connection, a failure before any byte of reply is the server
+        // having closed it while idle: say so, for the retry policy.
+        let stale = |mut err: TransportError| {
+            if reused {
+                err.replay = Replay::StaleConnection;
+            }
+            err
+        };
         conn.write_all(&encoded)
             .await
-            .map_err(|e| TransportError::io("while the request was sent", e))?;
+            .map_err(|e| stale(TransportError::io("while the request was sent", e)))?;
         drop(encoded);
         // No read buffer is held while the server works: with 5,000 calls waiting that
         // would be 80 MB of buffers for nothing.
         conn.readable()
             .await
-            .map_err(|e| TransportError::io("before replying", e))?;
+            .map_err(|e| stale(TransportError::io("before replying", e)))?;
 
         let mut wire = Wire::new(conn);
-        let head = head::read(&mut wire, self.settings.max_head_bytes).await?;
+        let head = head::read(&mut wire, self.settings.max_head_bytes)
+            .await
+            .map_err(|e| if wire.received_nothing() { stale(e) } else { e })?;
         progress.enter(Phase::ReadingBody);
         let status = head.status;
         self.read_body(origin, wire, head, head_request)

@@ -22,6 +22,7 @@ pub(crate) struct Wire {
     buf: Vec<u8>,
     start: usize,
     since_yield: usize,
+    received: u64,
 }
 
 impl Wire {
@@ -31,6 +32,7 @@ impl Wire {
             buf: Vec::new(),
             start: 0,
             since_yield: 0,
+            received: 0,
         }
     }
 
@@ -72,7 +74,13 @@ impl Wire {
         self.buf.truncate(len + n);
         let n = read.map_err(|e| TransportError::io(doing, e))?;
         self.since_yield += n;
+        self.received += n as u64;
         Ok(n)
+    }
+
+    /// Whether not a byte came from the server yet.
+    pub(crate) fn received_nothing(&self) -> bool {
+        self.received == 0
     }
 
     /// The connection, for the pool, once the reply is whole. `None` when bytes the
