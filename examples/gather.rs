@@ -16,7 +16,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use fanout::stub::Stub;
-use fanout::{Batch, Client, Endpoint, FailFast, LoadError, Outcome, Report, Summary};
+use fanout::{
+    Batch, Client, Endpoint, FailFast, HedgePolicy, LoadError, Outcome, Report, RetryPolicy,
+    Summary,
+};
 use futures::channel::mpsc;
 use futures::{SinkExt, Stream, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -28,7 +31,7 @@ gather: call several HTTP endpoints at once, each under its own timeout
 USAGE:
     cargo run --example gather -- [--config FILE|-] [--jsonl] [--stream] [--json [--include-headers]]
                                   [--concurrency N] [--deadline SECONDS] [--fail-fast]
-                                  [--no-redirects] [--quiet]
+                                  [--retries N] [--hedge-after MS|auto] [--no-redirects] [--quiet]
     cargo run --example gather -- --serve
 
 With no --config, starts four local stub servers sleeping 1, 2, 3 and 4 s and gathers
@@ -59,6 +62,15 @@ OPTIONS:
     --deadline S    a deadline for the whole batch, in seconds: calls in flight then end
                     as timeout, calls not started as cancelled
     --fail-fast     the first failure cancels the rest (they end as cancelled)
+    --retries N     send a failed call again, up to N more times, with jittered backoff:
+                    always when the request never left (refused, DNS, TLS), and for
+                    idempotent endpoints (GET, HEAD, PUT, DELETE, OPTIONS, or marked
+                    \"idempotent\": true) also timeouts, 429, 502, 503 and 504, and a
+                    reused connection the server had closed; all within the call's time_out
+    --hedge-after MS|auto
+                    for idempotent endpoints: when no reply came after MS milliseconds
+                    (auto: the 95th percentile of recent calls to that origin), send a
+                    second copy on another connection and take the first reply
     --no-redirects  a 3xx is a reply, not followed (default: up to 10 followed)
     --quiet         no progress bar (it is only ever drawn on a terminal's stderr)
     --serve         only run four stubs on 127.0.0.1:30001-30004 until interrupted
@@ -84,6 +96,8 @@ struct Args {
     concurrency: Option<usize>,
     deadline: Option<Duration>,
     fail_fast: bool,
+    retries: Option<u32>,
+    hedge: Option<HedgePolicy>,
     no_redirects: bool,
     quiet: bool,
     serve: bool,
@@ -129,6 +143,29 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                     _ => return Err(format!("--deadline needs seconds above 0, not `{s}`")),
                 };
             }
+            Long("retries") => {
+                let n = value_text(&mut parser, "--retries")?;
+                parsed.retries = Some(
+                    n.parse::<u32>()
+                        .map_err(|_| format!("--retries needs a whole number, not `{n}`"))?,
+                );
+            }
+            Long("hedge-after") => {
+                let ms = value_text(&mut parser, "--hedge-after")?;
+                parsed.hedge = Some(match ms.as_str() {
+                    "auto" => HedgePolicy::adaptive(),
+                    _ => match ms.parse::<f64>() {
+                        Ok(ms) if ms.is_finite() && ms >= 0.0 => {
+                            HedgePolicy::after(Duration::from_secs_f64(ms / 1000.0))
+                        }
+                        _ => {
+                            return Err(format!(
+                                "--hedge-after needs milliseconds or `auto`, not `{ms}`"
+                            ))
+                        }
+                    },
+                });
+            }
             other => return Err(usage(other.unexpected())),
         }
     }
@@ -140,6 +177,8 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         || parsed.concurrency.is_some()
         || parsed.deadline.is_some()
         || parsed.fail_fast
+        || parsed.retries.is_some()
+        || parsed.hedge.is_some()
         || parsed.no_redirects;
     if parsed.serve && any_other {
         return Err("--serve takes no other option".to_owned());
@@ -229,6 +268,12 @@ fn client(args: &Args) -> Client {
     }
     if args.no_redirects {
         builder = builder.redirects(0);
+    }
+    if let Some(retries) = args.retries {
+        builder = builder.retry(RetryPolicy::standard(retries));
+    }
+    if let Some(hedge) = &args.hedge {
+        builder = builder.hedge(hedge.clone());
     }
     // Nothing set here can be refused: the concurrency was checked when parsed.
     builder.build().unwrap_or_default()

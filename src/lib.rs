@@ -59,7 +59,7 @@ pub use config::{
 pub use endpoint::{BodyFormat, Endpoint, DEFAULT_CONTENT_TYPE, DEFAULT_TIMEOUT};
 pub use error::{Error, ErrorKind};
 pub use headers::Headers;
-pub use hedge::{HedgeDelay, HedgePolicy};
+pub use hedge::{HedgeDelay, HedgePolicy, ADAPTIVE_MARGIN};
 pub use redirect::DEFAULT_REDIRECTS;
 pub use report::{Outcome, Reply, Report, Summary};
 pub use retry::{RetryBudget, RetryPolicy, TRANSIENT_STATUSES};

@@ -107,8 +107,8 @@ impl Outcome {
     }
 
     /// The outcome as JSON: `{"name", "status", "url", "body", "elapsed_s", "attempts",
-    /// "hedged"}` for a reply, `{"name", "error": {"kind", "message"}, "elapsed_s",
-    /// "attempts", "hedged"}` for a failure, where
+    /// "hedged", "hedge_won"}` for a reply, `{"name", "error": {"kind", "message"},
+    /// "elapsed_s", "attempts", "hedged", "hedge_won"}` for a failure, where
     /// `message` is the error's whole text, endpoint name first, so it stands on its own
     /// when copied into a log; the error also has `status` and `body_prefix` when the
     /// reply got that far (a `decode` error keeps both).
@@ -134,6 +134,7 @@ impl Outcome {
                     "elapsed_s": elapsed_s,
                     "attempts": self.attempts,
                     "hedged": self.hedged,
+                    "hedge_won": self.hedge_won,
                 });
                 if with_headers {
                     json["headers"] = reply.headers_json();
@@ -156,6 +157,7 @@ impl Outcome {
                     "elapsed_s": elapsed_s,
                     "attempts": self.attempts,
                     "hedged": self.hedged,
+                    "hedge_won": self.hedge_won,
                 })
             }
         }
