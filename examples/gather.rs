@@ -73,6 +73,10 @@ OPTIONS:
                     second copy on another connection and take the first reply
     --no-redirects  a 3xx is a reply, not followed (default: up to 10 followed)
     --quiet         no progress bar (it is only ever drawn on a terminal's stderr)
+    --verbose       log each call's phases to stderr (tracing; RUST_LOG=fanout=debug
+                    does the same, and RUST_LOG picks other levels)
+    --timeline FILE.svg
+                    draw the batch as a picture: one bar per call, its phases in colour
     --serve         only run four stubs on 127.0.0.1:30001-30004 until interrupted
     -h, --help      print this help
 
@@ -100,6 +104,8 @@ struct Args {
     hedge: Option<HedgePolicy>,
     no_redirects: bool,
     quiet: bool,
+    verbose: bool,
+    timeline: Option<PathBuf>,
     serve: bool,
 }
 
@@ -120,6 +126,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             Long("fail-fast") => parsed.fail_fast = true,
             Long("no-redirects") => parsed.no_redirects = true,
             Long("quiet") => parsed.quiet = true,
+            Long("verbose") => parsed.verbose = true,
+            Long("timeline") => {
+                let file = parser.value().map_err(|_| "--timeline needs a FILE")?;
+                parsed.timeline = Some(PathBuf::from(file));
+            }
             Long("serve") => parsed.serve = true,
             Long("config") => {
                 let file = parser.value().map_err(|_| "--config needs a FILE")?;
@@ -186,6 +197,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
     if parsed.include_headers && !parsed.json {
         return Err("--include-headers goes with --json".to_owned());
     }
+    if parsed.timeline.is_some() && parsed.stream {
+        return Err("--timeline needs the whole batch: it does not go with --stream".to_owned());
+    }
     if parsed.jsonl && parsed.config.is_none() {
         return Err("--jsonl goes with --config".to_owned());
     }
@@ -212,6 +226,7 @@ fn main() -> ExitCode {
     if args.serve {
         return serve();
     }
+    log_to_stderr(args.verbose);
     let client = client(&args);
     let mut batch = client.batch();
     if let Some(deadline) = args.deadline {
@@ -251,6 +266,11 @@ fn main() -> ExitCode {
         let report = async_std::task::block_on(gather_in_order(batch, input, &progress));
         progress.finish_and_clear();
         print_report(&report, &args);
+        if let Some(path) = &args.timeline {
+            if let Err(err) = std::fs::write(path, report.timeline_svg()) {
+                eprintln!("gather: cannot write {} ({err})", path.display());
+            }
+        }
         report.all_replied()
     };
     if all_replied {
@@ -258,6 +278,25 @@ fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Prints the library's tracing events on stderr: `fanout=debug` with `--verbose`,
+/// else what `RUST_LOG` says, else nothing.
+fn log_to_stderr(verbose: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = if verbose {
+        EnvFilter::new("fanout=debug")
+    } else {
+        match EnvFilter::try_from_default_env() {
+            Ok(filter) => filter,
+            Err(_) => return,
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 /// The client the command line asks for.

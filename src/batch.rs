@@ -12,9 +12,12 @@ use futures::channel::oneshot;
 use futures::future::{self, Either, FutureExt, Shared};
 use futures::stream::{self, Stream, StreamExt};
 
-use crate::client::Client;
+use tracing::Instrument;
+
+use crate::client::{call_span, Client};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind};
+use crate::phase::Progress;
 use crate::report::{Outcome, Report};
 
 /// Which failures stop a fail-fast batch (see [`Batch::fail_fast`]).
@@ -52,7 +55,7 @@ impl Interrupt {
         let message = match self {
             Interrupt::Deadline(d) => format!(
                 "cancelled: the batch deadline of {} passed before the call started",
-                crate::transport::seconds(*d)
+                crate::phase::seconds(*d)
             ),
             Interrupt::FailedFirst(first) => format!("cancelled: `{first}` failed first"),
         };
@@ -161,7 +164,7 @@ impl<'c> Batch<'c> {
     {
         let client = self.client;
         let slots = client.concurrency().map_or(usize::MAX, NonZeroUsize::get);
-        let controls = Arc::new(Controls::new(self.deadline, self.fail_fast));
+        let controls = Arc::new(Controls::new(self.deadline, self.fail_fast, slots));
         endpoints
             .enumerate()
             .map(move |(index, endpoint)| {
@@ -175,6 +178,10 @@ impl<'c> Batch<'c> {
 /// The controls of one running batch, shared by its calls.
 #[derive(Debug)]
 struct Controls {
+    /// When the batch started: the origin of its calls' timelines.
+    started: Instant,
+    /// The batch's span, the parent of its calls'.
+    span: tracing::Span,
     deadline: Option<(Instant, Duration)>,
     fail_fast: Option<FailFast>,
     /// Fired once, with the name of the endpoint that failed first.
@@ -183,9 +190,17 @@ struct Controls {
 }
 
 impl Controls {
-    fn new(deadline: Option<Duration>, fail_fast: Option<FailFast>) -> Self {
+    fn new(deadline: Option<Duration>, fail_fast: Option<FailFast>, slots: usize) -> Self {
         let (stop, stopped) = oneshot::channel();
+        let span = tracing::info_span!(
+            "batch",
+            concurrency = (slots != usize::MAX).then_some(slots),
+            deadline_ms = deadline.map(|d| d.as_secs_f64() * 1000.0),
+            fail_fast = fail_fast.is_some(),
+        );
         Controls {
+            started: Instant::now(),
+            span,
             deadline: deadline.map(|d| (Instant::now() + d, d)),
             fail_fast,
             stop: Mutex::new(Some(stop)),
@@ -233,9 +248,14 @@ impl Controls {
                 attempts: 0,
                 hedged: false,
                 hedge_won: false,
+                timeline: Progress::since(self.started).timeline(),
             };
         }
-        let outcome = client.call_until(endpoint, self.interrupt()).await;
+        let span = call_span(&self.span, endpoint);
+        let outcome = client
+            .call_until(endpoint, self.started, self.interrupt())
+            .instrument(span)
+            .await;
         if self.fail_fast.is_some_and(|on| on.stops_at(&outcome)) {
             let stop = self
                 .stop

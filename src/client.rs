@@ -16,17 +16,19 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Stream;
 use surf::http::{Body, Request};
 use surf::Url;
+use tracing::Instrument;
 
 use crate::batch::{Batch, Interrupt};
 use crate::endpoint::{BodyFormat, Endpoint};
 use crate::error::{Error, ErrorKind};
 use crate::headers;
 use crate::hedge::{HedgePolicy, Hedging};
+use crate::phase::{Phase, Progress};
 use crate::redirect::{self, Hop, DEFAULT_REDIRECTS};
 use crate::report::{Outcome, Reply, Report};
 use crate::retry::{self, Jitter, RetryBudget, RetryPolicy};
 use crate::transport::{
-    Certificate, Phase, Progress, RawReply, Settings, Transport, TransportError, ACCEPT_ENCODING,
+    Certificate, RawReply, Settings, Transport, TransportError, ACCEPT_ENCODING,
     DEFAULT_MAX_HEAD_BYTES,
 };
 
@@ -234,22 +236,28 @@ impl Client {
 
     /// Makes one call under the endpoint's timeout, following redirects.
     pub async fn call(&self, endpoint: &Endpoint) -> Outcome {
-        self.call_until(endpoint, future::pending()).await
+        let span = call_span(&tracing::Span::current(), endpoint);
+        self.call_until(endpoint, Instant::now(), future::pending())
+            .instrument(span)
+            .await
     }
 
-    /// Makes one call, which `interrupt` may cut short on behalf of its batch.
+    /// Makes one call of a batch that started at `batch_started`, which `interrupt`
+    /// may cut short on the batch's behalf. The caller instruments it with its
+    /// [`call_span`].
     pub(crate) async fn call_until(
         &self,
         endpoint: &Endpoint,
+        batch_started: Instant,
         interrupt: impl Future<Output = Interrupt>,
     ) -> Outcome {
         let started = Instant::now();
         let name = endpoint.name();
         let tally = Tally::default();
+        let progress = Arc::new(Progress::since(batch_started));
         let result = match endpoint.problem() {
             Some(problem) => Err(Error::new(ErrorKind::InvalidEndpoint, name, problem)),
             None => {
-                let progress = Arc::new(Progress::default());
                 let call = self.attempts(endpoint, &progress, &tally);
                 let (call, interrupt) = (pin!(call), pin!(interrupt));
                 match future::select(call, interrupt).await {
@@ -267,14 +275,31 @@ impl Client {
                 }
             }
         };
-        Outcome {
+        let outcome = Outcome {
             name: name.to_owned(),
             result,
             elapsed: started.elapsed(),
             attempts: tally.attempts.load(Ordering::Relaxed),
             hedged: tally.hedged.load(Ordering::Relaxed),
             hedge_won: tally.hedge_won.load(Ordering::Relaxed),
+            timeline: progress.timeline(),
+        };
+        match &outcome.result {
+            Ok(reply) => tracing::info!(
+                status = reply.status,
+                attempts = outcome.attempts,
+                elapsed_ms = ms(outcome.elapsed),
+                "replied"
+            ),
+            Err(err) => tracing::info!(
+                kind = err.kind().as_str(),
+                attempts = outcome.attempts,
+                elapsed_ms = ms(outcome.elapsed),
+                error = err.message(),
+                "failed"
+            ),
         }
+        outcome
     }
 
     /// The call's attempts: one, or as many as its retry policy allows, all within the
@@ -300,7 +325,10 @@ impl Client {
                 .and_then(RetryPolicy::attempt_limit)
                 .map_or(left, |l| l.min(left));
             let attempt = tally.attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            progress.enter(Phase::Connecting);
+            if attempt > 1 {
+                tracing::Span::current().record("attempt", attempt);
+            }
+            progress.next_attempt(Phase::Connecting);
             let result = async_std::future::timeout(limit, self.hedged(endpoint, progress, tally))
                 .await
                 .unwrap_or_else(|_| {
@@ -333,6 +361,13 @@ impl Client {
                 Ok(reply) => format!("status {}", reply.status),
                 Err(err) => err.message().to_owned(),
             });
+            tracing::debug!(
+                attempt,
+                wait_ms = ms(wait),
+                cause = earlier.last().map(String::as_str),
+                "retrying"
+            );
+            progress.next_attempt(Phase::Backoff);
             async_io::Timer::after(wait).await;
         }
     }
@@ -378,6 +413,8 @@ impl Client {
                         hedges += 1;
                         copies.push(copy(hedges));
                         tally.hedged.store(true, Ordering::Relaxed);
+                        progress.hedge_sent();
+                        tracing::debug!(hedge = hedges, "no reply yet: hedge sent");
                         if hedges < hedging.max_hedges() {
                             hedge_due = delay.map(async_io::Timer::after);
                         }
@@ -475,6 +512,7 @@ impl Client {
                     ),
                 ));
             }
+            tracing::debug!(status = raw.status, to = %next.url, hop = hops, "following a redirect");
             progress.enter(Phase::Connecting);
             hop = next;
         }
@@ -508,6 +546,26 @@ impl Client {
         }
         req
     }
+}
+
+/// The span of one call: the endpoint, method and origin, and the attempt once it is
+/// retried. Each call's future is instrumented with its own, so its events land in it
+/// although one task polls every call of a batch.
+pub(crate) fn call_span(parent: &tracing::Span, endpoint: &Endpoint) -> tracing::Span {
+    let origin = endpoint.url().map(|url| url.origin().ascii_serialization());
+    tracing::info_span!(
+        parent: parent,
+        "call",
+        endpoint = endpoint.name(),
+        method = %endpoint.method(),
+        origin = origin.as_deref().unwrap_or("-"),
+        attempt = tracing::field::Empty,
+    )
+}
+
+/// Milliseconds, for events.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// The final reply, its body read as the endpoint expects.

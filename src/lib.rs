@@ -41,11 +41,13 @@ mod endpoint;
 mod error;
 mod headers;
 mod hedge;
+mod phase;
 mod redirect;
 mod report;
 mod retry;
 #[cfg(feature = "stub")]
 pub mod stub;
+mod svg;
 mod transport;
 
 pub use batch::{Batch, FailFast};
@@ -60,11 +62,13 @@ pub use endpoint::{BodyFormat, Endpoint, DEFAULT_CONTENT_TYPE, DEFAULT_TIMEOUT};
 pub use error::{Error, ErrorKind};
 pub use headers::Headers;
 pub use hedge::{HedgeDelay, HedgePolicy, ADAPTIVE_MARGIN};
+pub use phase::{Phase, Timeline};
 pub use redirect::DEFAULT_REDIRECTS;
 pub use report::{Outcome, Reply, Report, Summary};
 pub use retry::{RetryBudget, RetryPolicy, TRANSIENT_STATUSES};
 pub use surf::http::Method;
 pub use surf::Url;
+pub use svg::MAX_BARS;
 
 // The README's code must compile too.
 #[cfg(doctest)]

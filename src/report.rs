@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::error::{Error, ErrorKind};
 use crate::headers::Headers;
+use crate::phase::Timeline;
 
 /// A reply: any HTTP status (a 404 or a 500 is data, not an error), its headers, the
 /// URL it came from after redirects, and its body, read as the endpoint's
@@ -93,6 +94,8 @@ pub struct Outcome {
     pub hedged: bool,
     /// Whether the reply came from a hedged copy rather than the first.
     pub hedge_won: bool,
+    /// When each phase of the call began and ended, from the start of its batch.
+    pub timeline: Timeline,
 }
 
 impl Outcome {
@@ -200,6 +203,26 @@ impl Report {
     /// Whether every endpoint got a reply (of any status).
     pub fn all_replied(&self) -> bool {
         self.outcomes.iter().all(|o| o.result.is_ok())
+    }
+
+    /// The batch as an SVG picture: one bar per call on one time axis, in input order,
+    /// each phase in its colour (waiting for a slot, connecting, waiting for the head,
+    /// reading the body, backoff, hedged), a failed call outlined and labelled with its
+    /// kind, the batch's total as a dashed line, and a legend. Past
+    /// [`MAX_BARS`](crate::MAX_BARS) calls, one in every `n` is drawn and the title says
+    /// so.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let report = futures::executor::block_on(fanout::Client::new().gather(&[
+    ///     fanout::Endpoint::get("nowhere", "http://127.0.0.1:1/"),
+    /// ]));
+    /// let svg = report.timeline_svg();
+    /// assert!(svg.starts_with("<svg") && svg.contains(r#"data-kind="connect""#));
+    /// ```
+    pub fn timeline_svg(&self) -> String {
+        crate::svg::render(self)
     }
 
     /// Counts by outcome and latency percentiles of the calls; see [`Summary`].

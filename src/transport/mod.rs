@@ -15,7 +15,6 @@ mod decode;
 mod error;
 mod head;
 mod limit;
-mod phase;
 mod pool;
 mod request;
 mod tcp;
@@ -32,6 +31,7 @@ use surf::http::{Method, StatusCode};
 
 use crate::error::ErrorKind;
 use crate::headers::Headers;
+use crate::phase::{Phase, Progress};
 use body::Framing;
 use conn::Conn;
 use decode::Decoder;
@@ -39,7 +39,6 @@ pub(crate) use decode::ACCEPT_ENCODING;
 pub(crate) use error::{Replay, TransportError};
 pub(crate) use head::DEFAULT_MAX_HEAD_BYTES;
 use limit::{BodyTooLarge, LimitedBody};
-pub(crate) use phase::{seconds, Phase, Progress};
 use pool::{Origin, Pool};
 pub(crate) use tls::Certificate;
 use tls::Tls;
@@ -86,8 +85,10 @@ impl Transport {
     /// timeout.
     async fn connection(&self, origin: &Origin) -> Result<(Conn, bool), TransportError> {
         if let Some(conn) = self.pool.checkout(origin) {
+            tracing::debug!("idle connection from the pool");
             return Ok((conn, true));
         }
+        tracing::debug!("opening a new connection");
         let opened = match self.settings.connect_timeout {
             None => self.open(origin).await,
             Some(limit) => async_std::future::timeout(limit, self.open(origin))
@@ -105,6 +106,7 @@ impl Transport {
     /// A new connection to `origin`, with the TLS handshake done for https.
     async fn open(&self, origin: &Origin) -> Result<Conn, TransportError> {
         let tcp = tcp::connect(&origin.host, origin.port).await?;
+        tracing::debug!("connected");
         if !origin.tls {
             return Ok(Conn::Plain(tcp));
         }
@@ -115,7 +117,9 @@ impl Transport {
             Host::Ipv4(ip) => ip.to_string(),
             Host::Ipv6(ip) => ip.to_string(),
         };
-        Ok(Conn::tls(self.tls.handshake(&domain, tcp).await?))
+        let tls = self.tls.handshake(&domain, tcp).await?;
+        tracing::debug!("TLS handshake done");
+        Ok(Conn::tls(tls))
     }
 
     /// One request and its whole reply.
@@ -152,6 +156,7 @@ impl Transport {
         conn.write_all(&encoded)
             .await
             .map_err(|e| stale(TransportError::io("while the request was sent", e)))?;
+        tracing::debug!(bytes = encoded.len(), "request sent");
         drop(encoded);
         // No read buffer is held while the server works: with 5,000 calls waiting that
         // would be 80 MB of buffers for nothing.
@@ -165,6 +170,7 @@ impl Transport {
             .map_err(|e| if wire.received_nothing() { stale(e) } else { e })?;
         progress.enter(Phase::ReadingBody);
         let status = head.status;
+        tracing::debug!(status, "reply head received");
         self.read_body(origin, wire, head, head_request)
             .await
             .map_err(|e| e.at_status(status))
@@ -200,6 +206,7 @@ impl Transport {
         let ended_cleanly = body::read(&mut wire, framing, &mut decoder).await?;
         let decoded = !decoder.is_identity();
         let body = decoder.finish()?;
+        tracing::debug!(bytes = body.len(), decoded, "body read");
         if decoded {
             // The body handed on is not the one these described.
             head.headers.remove("content-encoding");
