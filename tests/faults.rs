@@ -462,7 +462,12 @@ fn a_name_that_does_not_resolve_is_a_connect_error_within_the_timeout() {
             "could not resolve host `nothing.invalid`",
         ),
     };
-    assert_failed(&outcome, kind, words, limit + MARGIN);
+    let err = assert_failed(&outcome, kind, words, limit + MARGIN);
+    assert_eq!(
+        err.message().matches("nothing.invalid").count(),
+        1,
+        "the host is named more than once: {err}"
+    );
 }
 
 /// The one endpoint described by `json`, loaded as from an endpoints file.

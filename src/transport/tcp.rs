@@ -4,7 +4,6 @@ use std::io;
 use std::net::SocketAddr;
 
 use async_io::Async;
-use async_std::net::ToSocketAddrs;
 use socket2::{Domain, Socket, Type};
 use surf::http::url::Host;
 
@@ -19,11 +18,9 @@ pub(crate) async fn connect(host: &Host<String>, port: u16) -> Result<Tcp, Trans
     let addrs: Vec<SocketAddr> = match host {
         Host::Ipv4(ip) => vec![SocketAddr::from((*ip, port))],
         Host::Ipv6(ip) => vec![SocketAddr::from((*ip, port))],
-        Host::Domain(name) => (name.as_str(), port)
-            .to_socket_addrs()
-            .await
-            .map_err(|e| TransportError::connect(format!("could not resolve host `{name}` ({e})")))?
-            .collect(),
+        Host::Domain(name) => resolve(name, port).await.map_err(|e| {
+            TransportError::connect(format!("could not resolve host `{name}` ({e})")).caused_by(e)
+        })?,
     };
     let mut last_error = None;
     for addr in addrs {
@@ -39,6 +36,17 @@ pub(crate) async fn connect(host: &Host<String>, port: u16) -> Result<Tcp, Trans
         Some((addr, e)) => format!("could not connect to {addr} ({e})"),
         None => format!("host `{host}` resolved to no address"),
     }))
+}
+
+/// The addresses of `name`, from the system's resolver on async-std's blocking pool.
+/// Called directly rather than through async-std's `ToSocketAddrs`, whose error repeats
+/// the host in words of its own around the resolver's.
+async fn resolve(name: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let name = name.to_owned();
+    async_std::task::spawn_blocking(move || {
+        std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port)).map(Iterator::collect)
+    })
+    .await
 }
 
 /// Connects to one address. When the kernel completes the connect within the call, as
