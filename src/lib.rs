@@ -26,11 +26,17 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Endpoints can also be loaded from JSON in the original client's shape with
-//! [`load_endpoints`]; `cargo run --example gather` shows the whole thing.
+//! Beyond `gather`: [`Client::gather_stream`] yields outcomes as they land, and
+//! [`Client::batch`] sets a deadline or fail-fast for a whole batch; [`RetryPolicy`] and
+//! [`HedgePolicy`] deal with transient failures and slow tails; every batch and call is
+//! a `tracing` span with an event at each phase; [`Report::timeline_svg`] draws a batch.
+//! Endpoints can also be loaded from JSON in the original client's shape, or from JSON
+//! Lines ([`load_endpoints`], [`load_endpoints_jsonl`]); `cargo run --example gather`
+//! shows the whole thing.
 //!
 //! The examples here start a [`stub::Stub`], the sleeping test server, which needs the
 //! default feature `stub`; an application that only makes calls can turn it off.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
@@ -46,6 +52,7 @@ mod redirect;
 mod report;
 mod retry;
 #[cfg(feature = "stub")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stub")))]
 pub mod stub;
 mod svg;
 mod transport;
