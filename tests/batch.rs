@@ -9,18 +9,14 @@ use std::time::{Duration, Instant};
 
 use async_std::io::prelude::*;
 use async_std::task;
-use common::{read_request, stub, RawServer};
+use common::{
+    closed_port_url, hung_up_within, read_request, sleeper, stub, wait_for, RawServer, OK,
+};
 use fanout::{Client, Endpoint, ErrorKind, FailFast, Outcome};
-use futures::future::{self, Either};
 use futures::StreamExt;
-use serde_json::json;
 
 /// Wide: this runs on a shared 2-core machine.
 const MARGIN: Duration = Duration::from_secs(2);
-
-fn sleeper(name: &str, url: &str, seconds: f64) -> Endpoint {
-    Endpoint::post(name, url).json(json!({"sleep_time": seconds}))
-}
 
 /// A server that answers each request after `delay`, counting the requests it holds at
 /// once (the most at any moment), and the connections the client has closed.
@@ -43,17 +39,9 @@ impl CountingServer {
                     let holding = n.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(holding, Ordering::SeqCst);
                     // Held for `delay`, unless the client hangs up first.
-                    let mut probe = stream.clone();
-                    let mut byte = [0u8; 1];
-                    let hung_up = future::select(
-                        Box::pin(task::sleep(delay)),
-                        Box::pin(probe.read(&mut byte)),
-                    )
-                    .await;
+                    let hung_up = hung_up_within(&stream, delay).await;
                     n.fetch_sub(1, Ordering::SeqCst);
-                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-                    if matches!(hung_up, Either::Right(_)) || stream.write_all(reply).await.is_err()
-                    {
+                    if hung_up || stream.write_all(OK).await.is_err() {
                         break;
                     }
                 }
@@ -276,7 +264,7 @@ fn cancelled_calls_close_their_connections_instead_of_pooling_them() {
     let endpoints = [
         Endpoint::get("held_1", &url),
         Endpoint::get("held_2", &url),
-        Endpoint::get("down", common::closed_port_url()),
+        Endpoint::get("down", closed_port_url()),
     ];
     let client = Client::new();
     let report = task::block_on(
@@ -291,11 +279,9 @@ fn cancelled_calls_close_their_connections_instead_of_pooling_them() {
     );
     // The server sees both held connections closed by the client, long before it
     // would have answered them, so neither can have gone back to the pool.
-    let waited = Instant::now();
-    while counting.closed.load(Ordering::SeqCst) < 2 && waited.elapsed() < MARGIN {
-        task::block_on(task::sleep(Duration::from_millis(10)));
-    }
-    assert_eq!(counting.closed.load(Ordering::SeqCst), 2);
+    let closed = || counting.closed.load(Ordering::SeqCst);
+    wait_for(MARGIN, || closed() >= 2);
+    assert_eq!(closed(), 2);
     assert_eq!(counting.server.connections_accepted(), 2);
 }
 

@@ -33,10 +33,14 @@ fn run(args: &[&str]) -> Output {
         .expect("run the gather example")
 }
 
-fn temp_file(name: &str, contents: &str) -> PathBuf {
+/// Writes `contents` to a temp file of this run named after `name`, and gives its path
+/// as the text a command line takes.
+fn temp_file(name: &str, contents: &str) -> String {
     let path = std::env::temp_dir().join(format!("fanout-cli-{}-{name}", std::process::id()));
     std::fs::write(&path, contents).expect("write a temp file");
-    path
+    path.into_os_string()
+        .into_string()
+        .expect("utf-8 temp path")
 }
 
 fn stdout(output: &Output) -> String {
@@ -45,6 +49,11 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The one JSON document the example printed to stdout.
+fn json_report(output: &Output) -> Value {
+    serde_json::from_str(&stdout(output)).expect("one JSON document")
 }
 
 #[test]
@@ -58,7 +67,7 @@ fn config_mode_prints_one_line_per_endpoint_in_order_then_the_total() {
         })
         .to_string(),
     );
-    let output = run(&["--config", config.to_str().expect("utf-8 temp path")]);
+    let output = run(&["--config", &config]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let out = stdout(&output);
     let lines: Vec<_> = out.lines().collect();
@@ -89,15 +98,11 @@ fn json_mode_prints_the_report_as_one_json_line_and_exit_1_on_any_failure() {
         })
         .to_string(),
     );
-    let output = run(&[
-        "--config",
-        config.to_str().expect("utf-8 temp path"),
-        "--json",
-    ]);
+    let output = run(&["--config", &config, "--json"]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let out = stdout(&output);
     assert_eq!(out.lines().count(), 1, "{out}");
-    let report: Value = serde_json::from_str(&out).expect("one JSON document");
+    let report = json_report(&output);
     assert!(
         report["elapsed_s"].as_f64().is_some_and(|s| s > 0.0),
         "{report}"
@@ -153,13 +158,12 @@ fn a_bad_config_file_exits_2_with_one_line_naming_the_problem() {
     ];
     for (name, contents, expected) in cases {
         let path = temp_file(name, contents);
-        let path_text = path.to_str().expect("utf-8 temp path");
-        let output = run(&["--config", path_text]);
+        let output = run(&["--config", &path]);
         let err = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "{name}: {err}");
         assert_eq!(err.lines().count(), 1, "{name}: one line expected: {err}");
         assert!(
-            err.contains(path_text) && err.contains(expected),
+            err.contains(&path) && err.contains(expected),
             "{name}: {err}"
         );
         assert!(!err.contains("panicked"), "{name}: {err}");
@@ -250,28 +254,18 @@ fn serve_mode_answers_on_the_original_ports_until_killed() {
 fn redirects_are_followed_unless_told_not_and_headers_come_with_include_headers() {
     let target = stub();
     let location = target.url();
-    let redirecting = RawServer::start(move |mut stream| {
-        let reply = format!(
-            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\nx-hop: 1\r\ncontent-length: 0\r\n\r\n"
-        );
-        async move {
-            use async_std::io::WriteExt;
-            while common::read_request(&mut stream).await.is_some() {
-                if stream.write_all(reply.as_bytes()).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    let config = temp_file(
+    let reply = format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\nx-hop: 1\r\ncontent-length: 0\r\n\r\n"
+    );
+    let redirecting = RawServer::answering(reply.into_bytes().leak());
+    let path = &temp_file(
         "redirect.json",
         &json!({"moved": {"url": redirecting.url("/api"), "data": {"sleep_time": 0}}}).to_string(),
     );
-    let path = config.to_str().expect("utf-8 temp path");
 
     let followed = run(&["--config", path, "--json"]);
     assert_eq!(followed.status.code(), Some(0), "{}", stderr(&followed));
-    let report: Value = serde_json::from_str(&stdout(&followed)).expect("one JSON document");
+    let report = json_report(&followed);
     let result = &report["results"][0];
     assert_eq!(
         (result["status"].clone(), result["url"].clone()),
@@ -287,7 +281,7 @@ fn redirects_are_followed_unless_told_not_and_headers_come_with_include_headers(
         "--no-redirects",
     ]);
     assert_eq!(kept.status.code(), Some(0), "{}", stderr(&kept));
-    let report: Value = serde_json::from_str(&stdout(&kept)).expect("one JSON document");
+    let report = json_report(&kept);
     let result = &report["results"][0];
     assert_eq!(result["status"], 307);
     assert_eq!(result["headers"]["location"], json!(target.url()));
@@ -354,13 +348,9 @@ fn a_bad_json_line_becomes_its_endpoints_invalid_outcome_naming_the_line() {
             json!({"name": "last", "url": url, "data": {"sleep_time": 0}}),
         ),
     );
-    let output = run(&[
-        "--config",
-        file.to_str().expect("utf-8 temp path"),
-        "--json",
-    ]);
+    let output = run(&["--config", &file, "--json"]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let report: Value = serde_json::from_str(&stdout(&output)).expect("one JSON document");
+    let report = json_report(&output);
     let results = report["results"].as_array().expect("results");
     let names: Vec<&str> = results.iter().filter_map(|r| r["name"].as_str()).collect();
     assert_eq!(names, ["first", "typo", "line 3", "last"]);
@@ -380,7 +370,7 @@ fn a_json_document_given_as_json_lines_exits_2() {
         "not-lines.jsonl",
         "{\n  \"a\": {\"url\": \"http://127.0.0.1:9/\"}\n}\n",
     );
-    let output = run(&["--config", file.to_str().expect("utf-8 temp path")]);
+    let output = run(&["--config", &file]);
     assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
     assert!(stderr(&output).contains("line 1"), "{}", stderr(&output));
 }
@@ -389,7 +379,7 @@ fn a_json_document_given_as_json_lines_exits_2() {
 fn deadline_and_fail_fast_flags_stop_the_batch_with_one_outcome_each() {
     let server = stub();
     let url = server.url();
-    let config = temp_file(
+    let path = &temp_file(
         "controls.json",
         &json!({
             "quick": {"url": url, "data": {"sleep_time": 0}},
@@ -398,13 +388,12 @@ fn deadline_and_fail_fast_flags_stop_the_batch_with_one_outcome_each() {
         })
         .to_string(),
     );
-    let path = config.to_str().expect("utf-8 temp path");
     let started = std::time::Instant::now();
     let output = run(&["--config", path, "--json", "--deadline", "0.5"]);
-    let report: Value = serde_json::from_str(&stdout(&output)).expect("one JSON document");
+    let report = json_report(&output);
     assert_eq!(report["results"][1]["error"]["kind"], "timeout");
     let output = run(&["--config", path, "--json", "--fail-fast"]);
-    let report: Value = serde_json::from_str(&stdout(&output)).expect("one JSON document");
+    let report = json_report(&output);
     assert_eq!(report["results"][1]["error"]["kind"], "cancelled");
     assert_eq!(report["results"][2]["error"]["kind"], "connect");
     assert!(

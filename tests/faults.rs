@@ -12,89 +12,18 @@ use std::time::Duration;
 use async_std::io::prelude::*;
 use async_std::net::TcpStream;
 use async_std::task;
-use common::{closed_port_url, http_response, read_request, stub, RawServer};
-use fanout::{Client, Endpoint, Error, ErrorKind, Method, Outcome, Reply};
+use common::{
+    assert_failed, assert_replied, assert_timed_out, beside_a_healthy_call, closed_port_url,
+    http_response, read_request, stub, RawServer, MARGIN, PATIENT,
+};
+use fanout::{Client, Endpoint, Error, ErrorKind, Method};
 use serde_json::{json, Value};
 
 /// The timeout of a faulty endpoint whose fault only a timeout can end.
 const LIMIT: Duration = Duration::from_millis(500);
 
-/// How long past its timeout a call may take to end: wide, because this runs on a
-/// shared 2-core machine beside other builds and the other tests of this file.
-const MARGIN: Duration = Duration::from_secs(3);
-
-/// The timeout of a faulty endpoint that must end on its own, long before any timeout.
-const PATIENT: Duration = Duration::from_secs(20);
-
 /// The body limit of the clients that meet oversized bodies.
 const BODY_LIMIT: u64 = 1 << 20;
-
-/// Gathers `faulty` in one batch with a healthy call to a stub; checks that the healthy
-/// call kept its 200 reply and returns the faulty call's outcome.
-fn beside_a_healthy_call(client: &Client, faulty: Endpoint) -> Outcome {
-    let stub = stub();
-    let healthy = Endpoint::post("healthy", stub.url()).json(json!({"sleep_time": 0}));
-    let report = task::block_on(client.gather(&[faulty, healthy]));
-    let mut outcomes = report.outcomes.into_iter();
-    let (Some(faulty), Some(healthy), None) = (outcomes.next(), outcomes.next(), outcomes.next())
-    else {
-        panic!("a batch of two gave another number of outcomes");
-    };
-    assert_eq!(healthy.name, "healthy");
-    assert_eq!(
-        healthy.reply().map(|r| r.status),
-        Some(200),
-        "the healthy call paid for the faulty one: {healthy:?}"
-    );
-    faulty
-}
-
-/// Checks that `outcome` failed with `kind` within `within`, with a message that names
-/// its endpoint and says `words`.
-fn assert_failed<'a>(
-    outcome: &'a Outcome,
-    kind: ErrorKind,
-    words: &str,
-    within: Duration,
-) -> &'a Error {
-    let err = outcome
-        .error()
-        .unwrap_or_else(|| panic!("expected a {kind} error, got {outcome:?}"));
-    let message = err.to_string();
-    assert_eq!(err.kind(), kind, "{message}");
-    assert!(
-        message.starts_with(&format!("{}: ", outcome.name)),
-        "the message does not name the endpoint: {message}"
-    );
-    assert!(
-        message.contains(words),
-        "the message does not say {words:?}: {message}"
-    );
-    assert!(
-        outcome.elapsed < within,
-        "{} took {:?}, more than {within:?}",
-        outcome.name,
-        outcome.elapsed
-    );
-    err
-}
-
-/// Checks that `outcome` ran into its timeout `limit` (not sooner, nor much later)
-/// while `phase`.
-fn assert_timed_out(outcome: &Outcome, limit: Duration, phase: &str) {
-    let words = format!("timed out after {} s {phase}", limit.as_secs_f64());
-    assert_failed(outcome, ErrorKind::Timeout, &words, limit + MARGIN);
-    assert!(outcome.elapsed >= limit, "{:?}", outcome.elapsed);
-}
-
-/// Checks that `outcome` is a reply and returns it.
-fn assert_replied(outcome: &Outcome) -> &Reply {
-    let reply = outcome
-        .reply()
-        .unwrap_or_else(|| panic!("expected a reply, got {outcome:?}"));
-    assert!(outcome.elapsed < MARGIN, "{:?}", outcome.elapsed);
-    reply
-}
 
 /// Keeps a connection open, reading and discarding, until the client closes it.
 async fn hold_until_closed(mut stream: TcpStream) {

@@ -7,19 +7,16 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_std::io::prelude::*;
 use async_std::task;
-use common::{read_request, stub, RawServer};
-use fanout::{Client, Endpoint, HedgePolicy, Outcome};
-use futures::future::{self, Either};
+use common::{call, hung_up_within, read_request, status, stub, wait_for, RawServer, OK};
+use fanout::{Client, Endpoint, HedgePolicy};
 use serde_json::json;
 
 /// Wide: this runs on a shared 2-core machine.
 const MARGIN: Duration = Duration::from_secs(1);
-
-const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
 
 /// A server that holds the first request to each path starting with `/slow` for
 /// `hold` (unless the client hangs up first) and answers every other request at once.
@@ -51,18 +48,9 @@ impl SlowFirstServer {
                         seen.push(path.clone());
                         first
                     };
-                    if first && path.starts_with("/slow") {
-                        let mut probe = stream.clone();
-                        let mut byte = [0u8; 1];
-                        let held = future::select(
-                            Box::pin(task::sleep(hold)),
-                            Box::pin(probe.read(&mut byte)),
-                        )
-                        .await;
-                        if let Either::Right(_) = held {
-                            gone.fetch_add(1, Ordering::SeqCst);
-                            return;
-                        }
+                    if first && path.starts_with("/slow") && hung_up_within(&stream, hold).await {
+                        gone.fetch_add(1, Ordering::SeqCst);
+                        return;
                     }
                     if stream.write_all(OK).await.is_err() {
                         return;
@@ -98,27 +86,6 @@ impl SlowFirstServer {
 
 fn hedging(policy: HedgePolicy) -> Client {
     Client::builder().hedge(policy).build().expect("a client")
-}
-
-fn call(client: &Client, endpoint: &Endpoint) -> Outcome {
-    task::block_on(client.call(endpoint))
-}
-
-fn status(outcome: &Outcome) -> Option<u16> {
-    outcome.reply().map(|r| r.status)
-}
-
-/// Polls `done` until it holds or `limit` passes; the server's counters move on its own
-/// tasks, a moment after the client has its answer.
-fn wait_for(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let started = Instant::now();
-    while !done() {
-        if started.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
 }
 
 #[test]

@@ -11,90 +11,22 @@ use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_std::io::prelude::*;
 use async_std::task;
-use common::{http_response, read_request, stub, RawServer};
-use fanout::{BodyFormat, Client, Endpoint, Error, ErrorKind, Outcome, Reply};
+use common::{
+    assert_failed, assert_replied, assert_timed_out, beside_a_healthy_call, call, gzip,
+    http_response, read_request, wait_for, RawServer, MARGIN, PATIENT,
+};
+use fanout::{BodyFormat, Client, Endpoint, ErrorKind};
 use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
 use flate2::Compression;
 use serde_json::{json, Value};
 use socket2::{Domain, Socket, Type};
 
-/// How long past its timeout (or, for a call that must end on its own, at all) a call
-/// may take: wide, because this runs on a shared 2-core machine beside other builds and
-/// the other tests of this file.
-const MARGIN: Duration = Duration::from_secs(3);
-
-/// The timeout of a call that must end on its own, long before any timeout.
-const PATIENT: Duration = Duration::from_secs(20);
-
 /// The `User-Agent` every request carries unless told otherwise.
 const USER_AGENT: &str = concat!("fanout/", env!("CARGO_PKG_VERSION"));
-
-/// Gathers `call` in one batch with a healthy call to a stub; checks that the healthy
-/// call kept its 200 reply and returns the first call's outcome.
-fn beside_a_healthy_call(client: &Client, call: Endpoint) -> Outcome {
-    let stub = stub();
-    let healthy = Endpoint::post("healthy", stub.url()).json(json!({"sleep_time": 0}));
-    let report = task::block_on(client.gather(&[call, healthy]));
-    let mut outcomes = report.outcomes.into_iter();
-    let (Some(call), Some(healthy), None) = (outcomes.next(), outcomes.next(), outcomes.next())
-    else {
-        panic!("a batch of two gave another number of outcomes");
-    };
-    assert_eq!(healthy.name, "healthy");
-    assert_eq!(
-        healthy.reply().map(|r| r.status),
-        Some(200),
-        "the healthy call paid for the other one: {healthy:?}"
-    );
-    call
-}
-
-/// Checks that `outcome` failed with `kind` within `within`, with a message that names
-/// its endpoint and says `words`.
-fn assert_failed<'a>(
-    outcome: &'a Outcome,
-    kind: ErrorKind,
-    words: &str,
-    within: Duration,
-) -> &'a Error {
-    let err = outcome
-        .error()
-        .unwrap_or_else(|| panic!("expected a {kind} error, got {outcome:?}"));
-    let message = err.to_string();
-    assert_eq!(err.kind(), kind, "{message}");
-    assert!(
-        message.starts_with(&format!("{}: ", outcome.name)),
-        "the message does not name the endpoint: {message}"
-    );
-    assert!(
-        message.contains(words),
-        "the message does not say {words:?}: {message}"
-    );
-    assert!(
-        outcome.elapsed < within,
-        "{} took {:?}, more than {within:?}",
-        outcome.name,
-        outcome.elapsed
-    );
-    err
-}
-
-/// Checks that `outcome` is a reply, in good time, and returns it.
-fn assert_replied(outcome: &Outcome) -> &Reply {
-    let reply = outcome
-        .reply()
-        .unwrap_or_else(|| panic!("expected a reply, got {outcome:?}"));
-    assert!(outcome.elapsed < MARGIN, "{:?}", outcome.elapsed);
-    reply
-}
-
-fn call(client: &Client, endpoint: &Endpoint) -> Outcome {
-    task::block_on(client.call(endpoint))
-}
 
 /// A client built from `builder`, which must be valid.
 fn built(builder: fanout::ClientBuilder) -> Client {
@@ -742,12 +674,6 @@ fn compressible() -> Value {
     json!({"items": items})
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(bytes).expect("gzip in memory");
-    encoder.finish().expect("gzip in memory")
-}
-
 fn zlib(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(bytes).expect("zlib in memory");
@@ -1189,13 +1115,7 @@ fn the_connect_timeout_ends_a_connect_that_hangs_long_before_the_call_timeout() 
     let endpoint =
         Endpoint::get("unanswered", format!("http://{}/", hanging.addr)).timeout(PATIENT);
     let outcome = beside_a_healthy_call(&client, endpoint);
-    assert_failed(
-        &outcome,
-        ErrorKind::Timeout,
-        "timed out after 0.5 s while connecting",
-        limit + MARGIN,
-    );
-    assert!(outcome.elapsed >= limit, "{:?}", outcome.elapsed);
+    assert_timed_out(&outcome, limit, "while connecting");
 }
 
 #[test]
@@ -1228,10 +1148,7 @@ fn after_a_batch_no_more_idle_connections_than_the_cap_stay_open() {
     let accepted = server.connections_accepted();
     assert!(accepted > 2, "the batch used only {accepted} connections");
     let open = || accepted - closed.load(Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while open() > 2 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(Duration::from_secs(5), || open() <= 2);
     assert!(
         open() <= 2,
         "{} of {accepted} connections still open after the batch, over the cap of 2",

@@ -11,9 +11,10 @@
 //! Each test starts its own server process on a free loopback port, with its files in
 //! a temp dir of its own, and stops it when the test ends, passed or failed.
 
+mod common;
+
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, TcpListener};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,15 +24,10 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use async_std::task;
-use fanout::{BodyFormat, Client, Endpoint, Method, Outcome, Reply};
+use common::{call, free_port, gzip, PATIENT};
+use fanout::{BodyFormat, Client, Endpoint, Method, Outcome, Reply, Report};
 use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use serde_json::{json, Value};
-
-/// The timeout of every call: wide, since this runs on a shared 2-core machine beside
-/// other builds; none of these calls should come near it.
-const PATIENT: Duration = Duration::from_secs(20);
 
 /// How long a server may take to say it is ready.
 const STARTUP: Duration = Duration::from_secs(30);
@@ -198,16 +194,6 @@ fn forward_lines(
             }
         }
     })
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
-    listener.local_addr().expect("a bound address").port()
-}
-
-fn call(client: &Client, endpoint: &Endpoint) -> Outcome {
-    task::block_on(client.call(endpoint))
 }
 
 /// Checks that `outcome` is a reply with `status` and gives it.
@@ -530,12 +516,6 @@ fn precompressed_json() -> Value {
     json!({"ok": true, "from": "a file stored gzipped", "n": 42})
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-    encoder.write_all(data).expect("gzip in memory");
-    encoder.finish().expect("gzip in memory")
-}
-
 fn gunzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     GzDecoder::new(data)
@@ -706,6 +686,42 @@ impl Nginx {
         assert!(server.starts_with("nginx"), "{reply:?}");
         reply
     }
+
+    /// Gathers a GET of each `(name, path)` in one batch, on a client of its own.
+    fn gather(&self, gets: &[(&str, &str)]) -> Report {
+        let endpoints: Vec<Endpoint> = gets
+            .iter()
+            .map(|(name, path)| get(name, &self.url(path)))
+            .collect();
+        task::block_on(Client::new().gather(&endpoints))
+    }
+
+    /// Checks that `endpoint`, which nginx answers gzipped, comes back decoded as
+    /// `expected`, without the Content-Encoding and Content-Length that described the
+    /// body as sent.
+    fn assert_decoded(&self, endpoint: Endpoint, expected: Value) {
+        let outcome = call(&Client::new(), &endpoint);
+        let reply = self.replied(&outcome, 200);
+        assert_eq!(reply.body, expected);
+        assert_eq!(reply.headers.get("content-encoding"), None, "{reply:?}");
+        assert_eq!(reply.headers.get("content-length"), None, "{reply:?}");
+    }
+
+    /// Calls `endpoint` on a client with decompression off, checks that nginx sent its
+    /// body gzipped, and gives the body as sent.
+    fn gzipped_as_sent(&self, endpoint: Endpoint) -> Vec<u8> {
+        let raw = Client::builder()
+            .decompress(false)
+            .build()
+            .expect("a client");
+        let outcome = call(&raw, &endpoint.expect(BodyFormat::Bytes));
+        let reply = self.replied(&outcome, 200);
+        assert_eq!(
+            reply.headers.get("content-encoding").as_deref(),
+            Some("gzip")
+        );
+        reply.bytes().to_vec()
+    }
 }
 
 #[test]
@@ -733,11 +749,7 @@ fn nginx_statuses_499_and_520_are_replies_with_their_json() {
     // nginx sends these with no reason phrase: `HTTP/1.1 499 ` (444 alone would close
     // the connection without a reply).
     let nginx = Nginx::start();
-    let endpoints = [
-        get("499", &nginx.url("/status-499")),
-        get("520", &nginx.url("/status-520")),
-    ];
-    let report = task::block_on(Client::new().gather(&endpoints));
+    let report = nginx.gather(&[("499", "/status-499"), ("520", "/status-520")]);
     assert_eq!(
         nginx.replied(&report.outcomes[0], 499).body,
         json!({"code": 499})
@@ -752,63 +764,27 @@ fn nginx_statuses_499_and_520_are_replies_with_their_json() {
 #[ignore = "needs nginx: cargo test -- --include-ignored"]
 fn nginx_gzip_on_the_fly_is_decoded_and_its_content_encoding_removed() {
     let nginx = Nginx::start();
-    let outcome = call(&Client::new(), &get("gzip", &nginx.url("/large.json")));
-    let reply = nginx.replied(&outcome, 200);
-    assert_eq!(reply.body, large_json());
-    assert_eq!(reply.headers.get("content-encoding"), None, "{reply:?}");
-    assert_eq!(reply.headers.get("content-length"), None, "{reply:?}");
+    nginx.assert_decoded(get("gzip", &nginx.url("/large.json")), large_json());
 
     // The same request with decompression off and gzip asked for by hand shows that
     // nginx did compress it (chunked, as its length is not known ahead).
-    let raw = Client::builder()
-        .decompress(false)
-        .build()
-        .expect("a client");
-    let endpoint = get("gzip-raw", &nginx.url("/large.json"))
-        .header("Accept-Encoding", "gzip")
-        .expect(BodyFormat::Bytes);
-    let outcome = call(&raw, &endpoint);
-    let reply = nginx.replied(&outcome, 200);
-    assert_eq!(
-        reply.headers.get("content-encoding").as_deref(),
-        Some("gzip")
-    );
+    let endpoint = get("gzip-raw", &nginx.url("/large.json")).header("Accept-Encoding", "gzip");
+    let sent = nginx.gzipped_as_sent(endpoint);
     let large = large_json().to_string();
-    assert!(
-        reply.bytes().len() < large.len() / 2,
-        "{}",
-        reply.bytes().len()
-    );
-    assert_eq!(gunzip(reply.bytes()), large.as_bytes());
+    assert!(sent.len() < large.len() / 2, "{}", sent.len());
+    assert_eq!(gunzip(&sent), large.as_bytes());
 }
 
 #[test]
 #[ignore = "needs nginx: cargo test -- --include-ignored"]
 fn nginx_gzip_static_always_is_decoded_and_kept_as_sent_when_decompression_is_off() {
     let nginx = Nginx::start();
-    let outcome = call(
-        &Client::new(),
-        &get("gzip_static", &nginx.url("/precompressed.json")),
-    );
-    let reply = nginx.replied(&outcome, 200);
-    assert_eq!(reply.body, precompressed_json());
-    assert_eq!(reply.headers.get("content-encoding"), None, "{reply:?}");
-    assert_eq!(reply.headers.get("content-length"), None, "{reply:?}");
+    let endpoint = get("gzip_static", &nginx.url("/precompressed.json"));
+    nginx.assert_decoded(endpoint, precompressed_json());
 
     // `always`: the .gz is sent even to a client that asked for no coding.
-    let raw = Client::builder()
-        .decompress(false)
-        .build()
-        .expect("a client");
-    let endpoint =
-        get("gzip_static-raw", &nginx.url("/precompressed.json")).expect(BodyFormat::Bytes);
-    let outcome = call(&raw, &endpoint);
-    let reply = nginx.replied(&outcome, 200);
-    assert_eq!(
-        reply.headers.get("content-encoding").as_deref(),
-        Some("gzip")
-    );
-    let sent = gunzip(reply.bytes());
+    let endpoint = get("gzip_static-raw", &nginx.url("/precompressed.json"));
+    let sent = gunzip(&nginx.gzipped_as_sent(endpoint));
     assert_eq!(
         serde_json::from_slice::<Value>(&sent).ok(),
         Some(precompressed_json())
@@ -819,11 +795,7 @@ fn nginx_gzip_static_always_is_decoded_and_kept_as_sent_when_decompression_is_of
 #[ignore = "needs nginx: cargo test -- --include-ignored"]
 fn nginx_redirects_absolute_and_relative_are_followed_to_the_json() {
     let nginx = Nginx::start();
-    let endpoints = [
-        get("301", &nginx.url("/moved")),
-        get("302-relative", &nginx.url("/moved-relative")),
-    ];
-    let report = task::block_on(Client::new().gather(&endpoints));
+    let report = nginx.gather(&[("301", "/moved"), ("302-relative", "/moved-relative")]);
     for outcome in &report.outcomes {
         let reply = nginx.replied(outcome, 200);
         assert_eq!(reply.body, static_json(), "{}", outcome.name);

@@ -7,18 +7,18 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_std::io::prelude::*;
 use async_std::task;
-use common::{closed_port_url, read_request, stub, RawServer, Stub};
+use common::{
+    call, closed_port_url, read_request, sleeper, status, stub, wait_for, RawServer, Stub, OK,
+};
 use fanout::{Client, Endpoint, ErrorKind, Outcome, RetryBudget, RetryPolicy};
 use serde_json::{json, Value};
 
 /// Wide: this runs on a shared 2-core machine.
 const MARGIN: Duration = Duration::from_secs(1);
-
-const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
 
 fn client_with(policy: RetryPolicy) -> Client {
     Client::builder()
@@ -26,14 +26,6 @@ fn client_with(policy: RetryPolicy) -> Client {
         .jitter_seed(3)
         .build()
         .expect("a client")
-}
-
-fn call(client: &Client, endpoint: &Endpoint) -> Outcome {
-    task::block_on(client.call(endpoint))
-}
-
-fn status(outcome: &Outcome) -> Option<u16> {
-    outcome.reply().map(|r| r.status)
 }
 
 fn kind(outcome: &Outcome) -> Option<ErrorKind> {
@@ -56,10 +48,6 @@ fn failing_first(
     Endpoint::post(name, url).json(json!({ "fail_first": fail }))
 }
 
-fn sleeper(name: &str, url: &str, seconds: f64) -> Endpoint {
-    Endpoint::post(name, url).json(json!({ "sleep_time": seconds }))
-}
-
 /// The `host:port` a URL points at.
 fn authority(url: &str) -> String {
     let url = fanout::Url::parse(url).expect("a valid url");
@@ -68,19 +56,6 @@ fn authority(url: &str) -> String {
         url.host_str().expect("a host"),
         url.port().expect("a port")
     )
-}
-
-/// Polls `done` until it holds or `limit` passes; the server's counters move on its own
-/// tasks, a moment after the client has its answer.
-fn wait_for(limit: Duration, done: impl Fn() -> bool) -> bool {
-    let started = Instant::now();
-    while !done() {
-        if started.elapsed() > limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    true
 }
 
 #[test]

@@ -6,8 +6,14 @@ use futures::io::AsyncReadExt;
 use super::conn::Conn;
 use super::error::TransportError;
 
-/// How much is read from the socket at a time.
-const READ_SIZE: usize = 16 * 1024;
+/// How much is read from the socket at first: most replies to an API call fit.
+const FIRST_READ: usize = 2 * 1024;
+
+/// The most read from the socket at a time. Each read doubles the room, up to this, when
+/// the last one filled it: a small reply costs a small buffer, zeroed once (zeroing a
+/// 16 KiB buffer for every 200-byte reply showed as 3% of the client's time in a
+/// profile), and a large body is still read in large pieces.
+const MAX_READ: usize = 64 * 1024;
 
 /// How much may be read without a pause before the reader yields to the executor. A
 /// fast server could otherwise keep the read loop busy for as long as it sends (an
@@ -21,6 +27,8 @@ pub(crate) struct Wire {
     conn: Conn,
     buf: Vec<u8>,
     start: usize,
+    /// How much the next read asks for.
+    read_size: usize,
     since_yield: usize,
     received: u64,
 }
@@ -31,6 +39,7 @@ impl Wire {
             conn,
             buf: Vec::new(),
             start: 0,
+            read_size: FIRST_READ,
             since_yield: 0,
             received: 0,
         }
@@ -68,10 +77,14 @@ impl Wire {
             self.start = 0;
         }
         let len = self.buf.len();
-        self.buf.resize(len + room.clamp(1, READ_SIZE), 0);
+        let asked = room.clamp(1, self.read_size);
+        self.buf.resize(len + asked, 0);
         let read = self.conn.read(&mut self.buf[len..]).await;
         let n = *read.as_ref().unwrap_or(&0);
         self.buf.truncate(len + n);
+        if n == asked {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        }
         let n = read.map_err(|e| TransportError::io(doing, e))?;
         self.since_yield += n;
         self.received += n as u64;

@@ -1,20 +1,39 @@
 //! Helpers shared by the tests: stub servers, a raw TCP server for replies tide would
-//! never send, and a closed port.
+//! never send, a closed port, and the calls and checks that several test files make.
 #![allow(dead_code)] // each test file uses its own part of these
 
 use std::future::Future;
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_std::io::prelude::*;
 use async_std::net::{TcpListener, TcpStream};
 use async_std::task;
+use fanout::{Client, Endpoint, Error, ErrorKind, Outcome, Reply};
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use futures::channel::oneshot;
 use futures::future::{self, Either, FutureExt};
+use serde_json::json;
 
 pub use fanout::stub::Stub;
+
+/// How long past its timeout (or, for a call that must end on its own, at all) a call
+/// may take: wide, because this runs on a shared 2-core machine beside other builds and
+/// the other tests of the same file. The files that bound their waits more tightly
+/// (retries, hedging, batches) keep a narrower margin of their own.
+pub const MARGIN: Duration = Duration::from_secs(3);
+
+/// The timeout of a call that must end on its own, long before any timeout: wide, since
+/// this runs on a shared 2-core machine beside other builds; none of these calls should
+/// come near it.
+pub const PATIENT: Duration = Duration::from_secs(20);
+
+/// A 200 reply with the JSON body `{}`, for raw servers that answer every request alike.
+pub const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
 
 /// How long any one raw connection may live, so a test server never outlives its test.
 const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
@@ -129,16 +148,134 @@ pub fn http_response(status_line: &str, content_type: &str, body: &str) -> Vec<u
     .into_bytes()
 }
 
-/// A loopback URL on which nothing listens: the port was bound, then released.
-pub fn closed_port_url() -> String {
+/// Holds a request read from `stream` for `hold`, unless the client hangs up first, and
+/// says whether it did: a server that notices a client giving up on a held request (a
+/// hedge's loser, a cancelled call) instead of answering it late. Any byte the client
+/// sends meanwhile counts as hanging up too; these tests' clients send none while they
+/// wait.
+pub async fn hung_up_within(stream: &TcpStream, hold: Duration) -> bool {
+    let mut probe = stream.clone();
+    let mut byte = [0u8; 1];
+    let held = future::select(Box::pin(task::sleep(hold)), Box::pin(probe.read(&mut byte))).await;
+    matches!(held, Either::Right(_))
+}
+
+/// A loopback port that was free a moment ago: it was bound, then released.
+pub fn free_port() -> u16 {
     let listener =
         std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
-    let addr = listener.local_addr().expect("a bound address");
-    drop(listener);
-    format!("http://{addr}/api")
+    listener.local_addr().expect("a bound address").port()
+}
+
+/// A loopback URL on which nothing listens: the port was bound, then released.
+pub fn closed_port_url() -> String {
+    format!("http://{}:{}/api", Ipv4Addr::LOCALHOST, free_port())
 }
 
 /// Starts a stub on a free loopback port.
 pub fn stub() -> Stub {
     Stub::start_local().expect("start a stub on loopback")
+}
+
+/// Calls `endpoint` alone and waits for its outcome.
+pub fn call(client: &Client, endpoint: &Endpoint) -> Outcome {
+    task::block_on(client.call(endpoint))
+}
+
+/// The status of `outcome`'s reply; `None` when it failed.
+pub fn status(outcome: &Outcome) -> Option<u16> {
+    outcome.reply().map(|r| r.status)
+}
+
+/// A POST to a stub at `url` that answers after `seconds`.
+pub fn sleeper(name: &str, url: &str, seconds: f64) -> Endpoint {
+    Endpoint::post(name, url).json(json!({ "sleep_time": seconds }))
+}
+
+/// Polls `done` until it holds or `limit` passes; the server's counters move on its own
+/// tasks, a moment after the client has its answer.
+pub fn wait_for(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    while !done() {
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    true
+}
+
+/// Gathers `endpoint` in one batch with a healthy call to a stub; checks that the healthy
+/// call kept its 200 reply, whatever became of the other, and returns `endpoint`'s
+/// outcome.
+pub fn beside_a_healthy_call(client: &Client, endpoint: Endpoint) -> Outcome {
+    let stub = stub();
+    let healthy = Endpoint::post("healthy", stub.url()).json(json!({"sleep_time": 0}));
+    let report = task::block_on(client.gather(&[endpoint, healthy]));
+    let mut outcomes = report.outcomes.into_iter();
+    let (Some(outcome), Some(healthy), None) = (outcomes.next(), outcomes.next(), outcomes.next())
+    else {
+        panic!("a batch of two gave another number of outcomes");
+    };
+    assert_eq!(healthy.name, "healthy");
+    assert_eq!(
+        healthy.reply().map(|r| r.status),
+        Some(200),
+        "the healthy call paid for the other one: {healthy:?}"
+    );
+    outcome
+}
+
+/// Checks that `outcome` failed with `kind` within `within`, with a message that names
+/// its endpoint and says `words`.
+pub fn assert_failed<'a>(
+    outcome: &'a Outcome,
+    kind: ErrorKind,
+    words: &str,
+    within: Duration,
+) -> &'a Error {
+    let err = outcome
+        .error()
+        .unwrap_or_else(|| panic!("expected a {kind} error, got {outcome:?}"));
+    let message = err.to_string();
+    assert_eq!(err.kind(), kind, "{message}");
+    assert!(
+        message.starts_with(&format!("{}: ", outcome.name)),
+        "the message does not name the endpoint: {message}"
+    );
+    assert!(
+        message.contains(words),
+        "the message does not say {words:?}: {message}"
+    );
+    assert!(
+        outcome.elapsed < within,
+        "{} took {:?}, more than {within:?}",
+        outcome.name,
+        outcome.elapsed
+    );
+    err
+}
+
+/// Checks that `outcome` ran into its timeout `limit` (not sooner, nor much later)
+/// while `phase`.
+pub fn assert_timed_out(outcome: &Outcome, limit: Duration, phase: &str) {
+    let words = format!("timed out after {} s {phase}", limit.as_secs_f64());
+    assert_failed(outcome, ErrorKind::Timeout, &words, limit + MARGIN);
+    assert!(outcome.elapsed >= limit, "{:?}", outcome.elapsed);
+}
+
+/// Checks that `outcome` is a reply, in good time, and returns it.
+pub fn assert_replied(outcome: &Outcome) -> &Reply {
+    let reply = outcome
+        .reply()
+        .unwrap_or_else(|| panic!("expected a reply, got {outcome:?}"));
+    assert!(outcome.elapsed < MARGIN, "{:?}", outcome.elapsed);
+    reply
+}
+
+/// `bytes` gzipped, as a server sends a gzip-coded body.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes).expect("gzip in memory");
+    encoder.finish().expect("gzip in memory")
 }
