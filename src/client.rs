@@ -780,7 +780,9 @@ impl ClientBuilder {
     }
 
     /// Trusts this PEM-encoded certificate as a root, beside the system's roots: for
-    /// `https://` backends with a private CA or a self-signed certificate.
+    /// `https://` backends with a private CA or a self-signed certificate. With rustls
+    /// (the default) every certificate in the PEM is trusted; with the `native-tls`
+    /// feature, the first.
     pub fn add_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.root_certificates.push(pem.into());
         self

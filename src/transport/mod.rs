@@ -1,7 +1,8 @@
 //! The HTTP/1.x transport under surf: our own reply reading (httparse for the head, the
 //! framing of RFC 9112 for the body, content codings decoded as the body arrives) over
-//! TCP sockets on async-io's reactor (the one async-std runs on), native TLS for
-//! `https://`, and idle keep-alive connections per origin.
+//! TCP sockets on async-io's reactor (the one async-std runs on), rustls (or, with the
+//! `native-tls` feature, OpenSSL) for `https://`, and idle keep-alive connections per
+//! origin.
 //!
 //! surf's own backends are not used: its `h1-client` pulls tokio in (through deadpool),
 //! and its curl backend aborted the whole process with 5,000 calls in flight. Nor is

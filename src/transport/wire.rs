@@ -79,7 +79,14 @@ impl Wire {
         let len = self.buf.len();
         let asked = room.clamp(1, self.read_size);
         self.buf.resize(len + asked, 0);
-        let read = self.conn.read(&mut self.buf[len..]).await;
+        let read = match self.conn.read(&mut self.buf[len..]).await {
+            // rustls reports a TLS connection closed without its close_notify alert as
+            // UnexpectedEof. Many servers close that way after a body that ends with the
+            // connection; browsers, curl and aiohttp read it as the end, and so do we.
+            // A body with a length or chunks still ends in an error when cut short.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            read => read,
+        };
         let n = *read.as_ref().unwrap_or(&0);
         self.buf.truncate(len + n);
         if n == asked {
