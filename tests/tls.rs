@@ -230,3 +230,32 @@ fn a_handshake_that_never_ends_times_out_while_connecting() {
         "mute: timed out after 0.3 s while connecting"
     );
 }
+
+#[test]
+fn a_close_delimited_body_ended_without_close_notify_is_read_whole() {
+    // HTTP/1.0 with no length: the body ends when the server drops the connection,
+    // here without the TLS close_notify alert, as many servers do.
+    let cert = self_signed_certificate();
+    let acceptor = tls_acceptor(&cert);
+    let server = RawServer::start(move |stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(mut tls) = acceptor.accept(stream).await else {
+                return;
+            };
+            if read_request(&mut tls).await.is_some() {
+                let reply = b"HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n\r\n{\"to\":\"the end\"}";
+                let _ = tls.write_all(reply).await;
+                let _ = tls.flush().await;
+            }
+            // Dropped, not closed: the TCP connection ends with no close_notify.
+        }
+    });
+    let url = format!("https://127.0.0.1:{}/", server.addr().port());
+    let outcome = async_std::task::block_on(trusting(&cert).call(&Endpoint::get("eof", url)));
+    assert_eq!(
+        outcome.reply().map(|r| r.body.clone()),
+        Some(serde_json::json!({"to": "the end"})),
+        "{outcome:?}"
+    );
+}
