@@ -340,7 +340,7 @@ fn tail(client: &Client, url: &str, args: &Args) -> bool {
     for _ in 0..args.batches {
         let report = async_std::task::block_on(client.gather(&endpoints));
         batch_times.push(report.elapsed);
-        extra += report.summary().hedges().0 as usize;
+        extra += report.summary().hedges_sent() as usize;
         ok += report
             .outcomes
             .iter()

@@ -31,7 +31,8 @@ gather: call several HTTP endpoints at once, each under its own timeout
 USAGE:
     cargo run --example gather -- [--config FILE|-] [--jsonl] [--stream] [--json [--include-headers]]
                                   [--concurrency N] [--deadline SECONDS] [--fail-fast]
-                                  [--retries N] [--hedge-after MS|auto] [--no-redirects] [--quiet]
+                                  [--retries N] [--hedge-after MS|auto] [--no-redirects]
+                                  [--timeline FILE.svg] [--verbose] [--quiet]
     cargo run --example gather -- --serve
 
 With no --config, starts four local stub servers sleeping 1, 2, 3 and 4 s and gathers
@@ -69,8 +70,8 @@ OPTIONS:
                     reused connection the server had closed; all within the call's time_out
     --hedge-after MS|auto
                     for idempotent endpoints: when no reply came after MS milliseconds
-                    (auto: the 95th percentile of recent calls to that origin), send a
-                    second copy on another connection and take the first reply
+                    (auto: twice the 95th percentile of recent calls to that origin), send
+                    a second copy on another connection and take the first reply
     --no-redirects  a 3xx is a reply, not followed (default: up to 10 followed)
     --quiet         no progress bar (it is only ever drawn on a terminal's stderr)
     --verbose       log each call's phases to stderr (tracing; RUST_LOG=fanout=debug
@@ -149,8 +150,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
             }
             Long("deadline") => {
                 let s = value_text(&mut parser, "--deadline")?;
-                parsed.deadline = match s.parse::<f64>() {
-                    Ok(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+                let deadline = s
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok());
+                parsed.deadline = match deadline {
+                    Some(d) if !d.is_zero() => Some(d),
                     _ => return Err(format!("--deadline needs seconds above 0, not `{s}`")),
                 };
             }
@@ -165,11 +170,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
                 let ms = value_text(&mut parser, "--hedge-after")?;
                 parsed.hedge = Some(match ms.as_str() {
                     "auto" => HedgePolicy::adaptive(),
-                    _ => match ms.parse::<f64>() {
-                        Ok(ms) if ms.is_finite() && ms >= 0.0 => {
-                            HedgePolicy::after(Duration::from_secs_f64(ms / 1000.0))
-                        }
-                        _ => {
+                    _ => match ms
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
+                    {
+                        Some(delay) => HedgePolicy::after(delay),
+                        None => {
                             return Err(format!(
                                 "--hedge-after needs milliseconds or `auto`, not `{ms}`"
                             ))
@@ -190,6 +197,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, St
         || parsed.fail_fast
         || parsed.retries.is_some()
         || parsed.hedge.is_some()
+        || parsed.timeline.is_some()
         || parsed.no_redirects;
     if parsed.serve && any_other {
         return Err("--serve takes no other option".to_owned());
@@ -345,19 +353,37 @@ impl Input {
             .map(Input::All)
             .map_err(|e| e.to_string());
         }
-        let reader: Box<dyn BufRead + Send> = if stdin {
+        let mut reader: Box<dyn BufRead + Send> = if stdin {
             Box::new(BufReader::new(std::io::stdin()))
         } else {
             let file = std::fs::File::open(path)
                 .map_err(|e| format!("{source_name}: cannot read the file ({e})"))?;
             Box::new(BufReader::new(file))
         };
-        let mut lines = fanout::load_endpoints_jsonl(reader, &source_name).peekable();
-        // A first line that is not an endpoint at all means the input is not JSON
-        // Lines (a JSON document, say): stop, as a bad JSON file does.
-        if let Some(Err(err)) = lines.peek() {
-            return Err(format!("{err} (is it JSON Lines?)"));
+        // A first line that is not a JSON object at all means the input is not JSON
+        // Lines (a JSON document, say): stop, as a bad JSON file does. A first line
+        // that is an object with a bad field is only a bad line, like any other.
+        let mut first = String::new();
+        let mut read_so_far = String::new();
+        while first.trim().is_empty() {
+            first.clear();
+            match reader.read_line(&mut first) {
+                Ok(0) => break,
+                Ok(_) => read_so_far.push_str(&first),
+                Err(e) => return Err(format!("{source_name}: cannot read ({e})")),
+            }
         }
+        let is_object =
+            serde_json::from_str::<serde_json::Value>(&first).is_ok_and(|v| v.is_object());
+        if !first.trim().is_empty() && !is_object {
+            let line = read_so_far.lines().count();
+            return Err(format!(
+                "{source_name}: line {line}: not a JSON object, so not JSON Lines \
+                 (one endpoint object per line)"
+            ));
+        }
+        let reader = std::io::Read::chain(std::io::Cursor::new(read_so_far.into_bytes()), reader);
+        let lines = fanout::load_endpoints_jsonl(reader, &source_name);
         if !args.stream {
             return Ok(Input::All(lines.map(endpoint_or_invalid).collect()));
         }
@@ -451,6 +477,9 @@ async fn print_as_they_land(
         progress.suspend(|| println!("{line}"));
     }
     progress.finish_and_clear();
+    if summary.total() == 0 {
+        eprintln!("gather: no endpoints");
+    }
     let elapsed = started.elapsed().as_secs_f64();
     if args.json {
         println!(

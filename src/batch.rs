@@ -5,7 +5,7 @@
 use std::borrow::Borrow;
 use std::future::Future;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
@@ -178,11 +178,14 @@ impl<'c> Batch<'c> {
 /// The controls of one running batch, shared by its calls.
 #[derive(Debug)]
 struct Controls {
-    /// When the batch started: the origin of its calls' timelines.
-    started: Instant,
+    /// When the batch started, set when its stream is first polled (not when it was
+    /// made): the origin of its calls' timelines and of its deadline.
+    started: OnceLock<Instant>,
+    /// Whether calls wait for a slot (a concurrency limit is set).
+    limited: bool,
     /// The batch's span, the parent of its calls'.
     span: tracing::Span,
-    deadline: Option<(Instant, Duration)>,
+    deadline: Option<Duration>,
     fail_fast: Option<FailFast>,
     /// Fired once, with the name of the endpoint that failed first.
     stop: Mutex<Option<oneshot::Sender<String>>>,
@@ -199,35 +202,47 @@ impl Controls {
             fail_fast = fail_fast.is_some(),
         );
         Controls {
-            started: Instant::now(),
+            started: OnceLock::new(),
+            limited: slots != usize::MAX,
             span,
-            deadline: deadline.map(|d| (Instant::now() + d, d)),
+            deadline,
             fail_fast,
             stop: Mutex::new(Some(stop)),
             stopped: stopped.shared(),
         }
     }
 
-    /// What stops a call now, if anything does.
-    fn interrupted(&self) -> Option<Interrupt> {
+    fn started(&self) -> Instant {
+        *self.started.get_or_init(Instant::now)
+    }
+
+    /// When the deadline passes, and how long it was; `None` without one (or with one
+    /// too far off to count to).
+    fn deadline_at(&self) -> Option<(Instant, Duration)> {
+        let d = self.deadline?;
+        Some((self.started().checked_add(d)?, d))
+    }
+
+    /// What stops a call before it starts, if anything does.
+    fn stopped_already(&self) -> Option<Interrupt> {
         if let Some(Ok(first)) = self.stopped.peek() {
             return Some(Interrupt::FailedFirst(first.clone()));
         }
-        match self.deadline {
+        match self.deadline_at() {
             Some((at, d)) if Instant::now() >= at => Some(Interrupt::Deadline(d)),
             _ => None,
         }
     }
 
-    /// Resolves when the batch stops its calls: its deadline passes or a call fails
-    /// first; never, when neither control is set.
-    fn interrupt(&self) -> impl Future<Output = Interrupt> + Send + 'static {
+    /// Resolves when the batch stops its calls in flight: its deadline passes or a
+    /// call fails first; never, when neither control is set.
+    fn stopping(&self) -> impl Future<Output = Interrupt> + Send + 'static {
         let stopped = self.stopped.clone().map(|first| match first {
             Ok(first) => Interrupt::FailedFirst(first),
             // The sender lives as long as the batch: never dropped while it runs.
             Err(_) => Interrupt::FailedFirst(String::new()),
         });
-        let Some((at, d)) = self.deadline else {
+        let Some((at, d)) = self.deadline_at() else {
             return stopped.left_future();
         };
         let timer = FutureExt::map(async_io::Timer::at(at), move |_| Interrupt::Deadline(d));
@@ -240,20 +255,22 @@ impl Controls {
 
     /// One call of the batch, under its controls.
     async fn run(&self, client: &Client, endpoint: &Endpoint) -> Outcome {
-        if let Some(interrupt) = self.interrupted() {
+        let started = self.started();
+        if let Some(interrupt) = self.stopped_already() {
             return Outcome {
                 name: endpoint.name().to_owned(),
                 result: Err(interrupt.before_start(endpoint.name())),
                 elapsed: Duration::ZERO,
                 attempts: 0,
                 hedged: false,
+                hedges: 0,
                 hedge_won: false,
-                timeline: Progress::since(self.started).timeline(),
+                timeline: Progress::since(started, self.limited).timeline(),
             };
         }
         let span = call_span(&self.span, endpoint);
         let outcome = client
-            .call_until(endpoint, self.started, self.interrupt())
+            .call_until(endpoint, (started, self.limited), self.stopping())
             .instrument(span)
             .await;
         if self.fail_fast.is_some_and(|on| on.stops_at(&outcome)) {

@@ -28,7 +28,7 @@ use crate::redirect::{self, Hop, DEFAULT_REDIRECTS};
 use crate::report::{Outcome, Reply, Report};
 use crate::retry::{self, Jitter, RetryBudget, RetryPolicy};
 use crate::transport::{
-    Certificate, RawReply, Settings, Transport, TransportError, ACCEPT_ENCODING,
+    Certificate, RawReply, Replay, Settings, Transport, TransportError, ACCEPT_ENCODING,
     DEFAULT_MAX_HEAD_BYTES,
 };
 
@@ -37,7 +37,7 @@ use crate::transport::{
 #[derive(Debug, Default)]
 struct Tally {
     attempts: AtomicU32,
-    hedged: AtomicBool,
+    hedges: AtomicU32,
     hedge_won: AtomicBool,
 }
 
@@ -237,24 +237,24 @@ impl Client {
     /// Makes one call under the endpoint's timeout, following redirects.
     pub async fn call(&self, endpoint: &Endpoint) -> Outcome {
         let span = call_span(&tracing::Span::current(), endpoint);
-        self.call_until(endpoint, Instant::now(), future::pending())
+        self.call_until(endpoint, (Instant::now(), false), future::pending())
             .instrument(span)
             .await
     }
 
-    /// Makes one call of a batch that started at `batch_started`, which `interrupt`
-    /// may cut short on the batch's behalf. The caller instruments it with its
-    /// [`call_span`].
+    /// Makes one call of a batch that started at `batch.0` (whose calls wait for a
+    /// slot: `batch.1`), which `interrupt` may cut short on the batch's behalf. The
+    /// caller instruments it with its [`call_span`].
     pub(crate) async fn call_until(
         &self,
         endpoint: &Endpoint,
-        batch_started: Instant,
+        batch: (Instant, bool),
         interrupt: impl Future<Output = Interrupt>,
     ) -> Outcome {
         let started = Instant::now();
         let name = endpoint.name();
         let tally = Tally::default();
-        let progress = Arc::new(Progress::since(batch_started));
+        let progress = Arc::new(Progress::since(batch.0, batch.1));
         let result = match endpoint.problem() {
             Some(problem) => Err(Error::new(ErrorKind::InvalidEndpoint, name, problem)),
             None => {
@@ -280,7 +280,8 @@ impl Client {
             result,
             elapsed: started.elapsed(),
             attempts: tally.attempts.load(Ordering::Relaxed),
-            hedged: tally.hedged.load(Ordering::Relaxed),
+            hedged: tally.hedges.load(Ordering::Relaxed) > 0,
+            hedges: tally.hedges.load(Ordering::Relaxed),
             hedge_won: tally.hedge_won.load(Ordering::Relaxed),
             timeline: progress.timeline(),
         };
@@ -313,17 +314,27 @@ impl Client {
         let name = endpoint.name();
         let policy = endpoint.retry_policy().or(self.retry.as_ref());
         let idempotent = endpoint.is_idempotent();
-        let budget_ends = Instant::now() + endpoint.time_limit();
+        // `None`: a limit too far off to count to (`Duration::MAX`): no limit at all.
+        let budget_ends = Instant::now().checked_add(endpoint.time_limit());
         if policy.is_some() {
             self.retry_budget.deposit();
         }
         let mut earlier: Vec<String> = Vec::new();
         loop {
             let attempt_started = Instant::now();
-            let left = budget_ends.saturating_duration_since(attempt_started);
+            let left = budget_ends.map_or(Duration::MAX, |end| {
+                end.saturating_duration_since(attempt_started)
+            });
             let limit = policy
                 .and_then(RetryPolicy::attempt_limit)
                 .map_or(left, |l| l.min(left));
+            // When what is left of the endpoint's timeout cut the attempt, the message
+            // names that timeout, not the sliver of it the last attempt had.
+            let said_limit = if limit == left {
+                endpoint.time_limit()
+            } else {
+                limit
+            };
             let attempt = tally.attempts.fetch_add(1, Ordering::Relaxed) + 1;
             if attempt > 1 {
                 tracing::Span::current().record("attempt", attempt);
@@ -335,24 +346,30 @@ impl Client {
                     Err(Error::new(
                         ErrorKind::Timeout,
                         name,
-                        progress.phase().timed_out(limit),
+                        progress.phase().timed_out(said_limit),
                     ))
                 });
             let Some(policy) = policy else {
                 return result;
             };
-            let (again, retry_after) = match &result {
-                Ok(reply) => (
-                    policy.retries_status(reply.status, idempotent),
-                    retry::retry_after(&reply.headers),
-                ),
-                Err(err) => (policy.retries_error(err, idempotent), None),
+            let again = match &result {
+                Ok(reply) => policy.retries_status(reply.status, idempotent),
+                Err(err) => policy.retries_error(err, idempotent),
+            };
+            let retry_after = match &result {
+                Ok(reply) if again => retry::retry_after(&reply.headers),
+                _ => None,
             };
             let wait = policy.wait(attempt, retry_after, &self.jitter);
             // Another attempt needs its wait and the time an attempt takes: its limit,
             // or, without one, as long as this one took.
-            let needed = wait + policy.attempt_limit().unwrap_or(attempt_started.elapsed());
-            let fits = Instant::now() + needed <= budget_ends;
+            let needed =
+                wait.saturating_add(policy.attempt_limit().unwrap_or(attempt_started.elapsed()));
+            let fits = budget_ends.is_none_or(|end| {
+                Instant::now()
+                    .checked_add(needed)
+                    .is_some_and(|then| then <= end)
+            });
             if !again || attempt >= policy.max_attempts() || !fits || !self.retry_budget.withdraw()
             {
                 return result.map_err(|e| e.after_attempts(&earlier));
@@ -385,16 +402,15 @@ impl Client {
         let Some(hedging) = self.hedging.as_deref().filter(|_| endpoint.is_idempotent()) else {
             return self.exchange(endpoint, progress).await;
         };
-        let origin = endpoint
-            .url()
-            .map(|url| url.origin().ascii_serialization())
-            .unwrap_or_default();
-        hedging.sent();
-        let delay = hedging.delay(&origin);
-        let copy = |n: u32| {
-            let started = Instant::now();
-            async move { (n, started, self.exchange(endpoint, progress).await) }
-        };
+        // Only an adaptive delay looks latencies up by origin.
+        let origin = hedging
+            .is_adaptive()
+            .then(|| endpoint.url().map(|url| url.origin().ascii_serialization()))
+            .flatten();
+        hedging.first_copy_sent();
+        let delay = hedging.delay(origin.as_deref());
+        let started = Instant::now();
+        let copy = |n: u32| async move { (n, self.exchange(endpoint, progress).await) };
         let mut copies = FuturesUnordered::new();
         copies.push(copy(0));
         let mut hedges = 0;
@@ -412,7 +428,7 @@ impl Client {
                     if hedges < hedging.max_hedges() && hedging.allow() {
                         hedges += 1;
                         copies.push(copy(hedges));
-                        tally.hedged.store(true, Ordering::Relaxed);
+                        tally.hedges.fetch_add(1, Ordering::Relaxed);
                         progress.hedge_sent();
                         tracing::debug!(hedge = hedges, "no reply yet: hedge sent");
                         if hedges < hedging.max_hedges() {
@@ -423,12 +439,16 @@ impl Client {
                 }
             };
             match landed {
-                Some((n, started, Ok(reply))) => {
-                    hedging.record(&origin, started.elapsed());
+                Some((n, Ok(reply))) => {
+                    // The call's latency, from its first copy: what the next delay
+                    // should be measured against, hedged or not.
+                    if let Some(origin) = &origin {
+                        hedging.record(origin, started.elapsed());
+                    }
                     tally.hedge_won.store(n > 0, Ordering::Relaxed);
                     return Ok(reply);
                 }
-                Some((_, _, Err(err))) => {
+                Some((_, Err(err))) => {
                     // The first failure is the one reported, unless another copy replies.
                     let err = first_error.unwrap_or(err);
                     if copies.is_empty() {
@@ -473,7 +493,16 @@ impl Client {
         loop {
             let mut req = self.request_for(endpoint, &hop, body.as_deref());
             req.ext_mut().insert(progress.clone());
-            let res = self.http.send(req).await.map_err(|e| classify(name, e))?;
+            let res = self.http.send(req).await.map_err(|e| {
+                let err = classify(name, e);
+                // After a redirect the server has acted on the first request: what fails
+                // later may not be sent again from the start, whatever its own cause.
+                if visited.is_empty() {
+                    err
+                } else {
+                    err.with_replay(Replay::Unknown)
+                }
+            })?;
             let mut res: surf::http::Response = res.into();
             let raw = res.ext_mut().remove::<RawReply>().ok_or_else(|| {
                 Error::new(ErrorKind::Protocol, name, "the transport gave no reply")
@@ -552,15 +581,27 @@ impl Client {
 /// retried. Each call's future is instrumented with its own, so its events land in it
 /// although one task polls every call of a batch.
 pub(crate) fn call_span(parent: &tracing::Span, endpoint: &Endpoint) -> tracing::Span {
-    let origin = endpoint.url().map(|url| url.origin().ascii_serialization());
     tracing::info_span!(
         parent: parent,
         "call",
         endpoint = endpoint.name(),
         method = %endpoint.method(),
-        origin = origin.as_deref().unwrap_or("-"),
+        origin = %OriginOf(endpoint.url()),
         attempt = tracing::field::Empty,
     )
+}
+
+/// A URL's origin (`https://host:port`) written only when a subscriber records it: with
+/// none, a call's span costs no string.
+struct OriginOf<'a>(Option<&'a Url>);
+
+impl fmt::Display for OriginOf<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(url) => f.write_str(&url.origin().ascii_serialization()),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 /// Milliseconds, for events.
@@ -798,9 +839,19 @@ impl ClientBuilder {
         if self.concurrency == Some(0) {
             return Err(BuildError("concurrency must be at least 1".to_owned()));
         }
+        if self.settings.max_head_bytes == 0 {
+            return Err(BuildError("max_head_bytes must be at least 1".to_owned()));
+        }
         for (name, value) in &self.default_headers {
             headers::check(name, value)
                 .map_err(|problem| BuildError(format!("default header: {problem}")))?;
+            if name.eq_ignore_ascii_case("content-type") {
+                // It goes with a body, and each endpoint's body has its own.
+                return Err(BuildError(
+                    "default header: `Content-Type` is set per endpoint (Endpoint::content_type)"
+                        .to_owned(),
+                ));
+            }
         }
         let roots = self
             .root_certificates

@@ -19,6 +19,13 @@ const WINDOW: u64 = 1_000;
 /// an adaptive policy sends no hedges.
 const MIN_SAMPLES: u64 = 50;
 
+/// The hedges a client may send beyond its share when calls turn slow.
+const HEDGES_BANKED: u32 = 10;
+
+/// The most origins whose latencies are kept: past it, one is forgotten to make room,
+/// so that a sweep over a million hosts stays in constant memory.
+const MAX_ORIGINS: usize = 1024;
+
 /// When to send a hedge.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -126,9 +133,10 @@ pub(crate) struct Hedging {
 
 impl Hedging {
     pub(crate) fn new(policy: HedgePolicy) -> Self {
-        // A floor of 10 lets a quiet client hedge at all; the ceiling keeps a healthy
-        // spell from banking a burst of hedges.
-        let budget = RetryBudget::new(policy.ratio, 10, 50);
+        // A floor of 10 lets a quiet client hedge at all, and the ceiling is the same 10:
+        // a healthy spell banks no more, so that when every call turns slow, at most 10
+        // hedges go out before the budget holds them to its share.
+        let budget = RetryBudget::new(policy.ratio, HEDGES_BANKED, HEDGES_BANKED);
         Hedging {
             policy,
             latencies: Mutex::default(),
@@ -140,19 +148,25 @@ impl Hedging {
         self.policy.max_hedges
     }
 
-    /// The delay before a hedge to `origin`, if one may be sent at all.
-    pub(crate) fn delay(&self, origin: &str) -> Option<Duration> {
+    /// Whether the delay follows the latencies to an origin.
+    pub(crate) fn is_adaptive(&self) -> bool {
+        matches!(self.policy.delay, HedgeDelay::Percentile(_))
+    }
+
+    /// The delay before a hedge to `origin` (`None` for a fixed delay), if one may be
+    /// sent at all.
+    pub(crate) fn delay(&self, origin: Option<&str>) -> Option<Duration> {
         match self.policy.delay {
             HedgeDelay::Fixed(delay) => Some(delay),
             HedgeDelay::Percentile(p) => {
-                let percentile = self.lock().get(origin)?.percentile(p)?;
+                let percentile = self.lock().get(origin?)?.percentile(p)?;
                 Some(percentile.mul_f64(self.policy.margin))
             }
         }
     }
 
-    /// A first copy is sent: it earns the budget its share.
-    pub(crate) fn sent(&self) {
+    /// A call's first copy went out: it earns the budget its share.
+    pub(crate) fn first_copy_sent(&self) {
         self.budget.deposit();
     }
 
@@ -168,6 +182,13 @@ impl Hedging {
             match latencies.get_mut(origin) {
                 Some(window) => window.record(latency),
                 None => {
+                    if latencies.len() >= MAX_ORIGINS {
+                        // Which one goes matters little: a forgotten origin only waits
+                        // for 50 calls before it is hedged again.
+                        if let Some(gone) = latencies.keys().next().cloned() {
+                            latencies.remove(&gone);
+                        }
+                    }
                     let mut window = Window::default();
                     window.record(latency);
                     latencies.insert(origin.to_owned(), window);
@@ -233,11 +254,11 @@ mod tests {
         for _ in 0..MIN_SAMPLES - 1 {
             hedging.record("a", Duration::from_millis(10));
         }
-        assert_eq!(hedging.delay("a"), None);
+        assert_eq!(hedging.delay(Some("a")), None);
         hedging.record("a", Duration::from_millis(10));
-        let delay = hedging.delay("a").unwrap_or_default();
+        let delay = hedging.delay(Some("a")).unwrap_or_default();
         assert!((18..=22).contains(&delay.as_millis()), "{delay:?}");
-        assert_eq!(hedging.delay("b"), None);
+        assert_eq!(hedging.delay(Some("b")), None);
     }
 
     #[test]
@@ -249,7 +270,7 @@ mod tests {
         for _ in 0..2 * WINDOW {
             hedging.record("a", Duration::from_millis(5));
         }
-        let delay = hedging.delay("a").unwrap_or_default();
+        let delay = hedging.delay(Some("a")).unwrap_or_default();
         assert!(delay < Duration::from_millis(10), "{delay:?}");
     }
 
@@ -258,7 +279,7 @@ mod tests {
         let hedging = Hedging::new(HedgePolicy::after(Duration::ZERO));
         let mut hedges = 0;
         for _ in 0..1000 {
-            hedging.sent();
+            hedging.first_copy_sent();
             if hedging.allow() {
                 hedges += 1;
             }

@@ -49,6 +49,20 @@ impl Phase {
         }
     }
 
+    /// What the phase is, for a legend: `waiting for a slot`, `connecting`, `waiting
+    /// for the head`, `reading the body`, `backoff before a retry`, `hedged (two copies
+    /// out)`.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Phase::Queued => "waiting for a slot",
+            Phase::Connecting => "connecting",
+            Phase::Waiting => "waiting for the head",
+            Phase::ReadingBody => "reading the body",
+            Phase::Backoff => "backoff before a retry",
+            Phase::Hedged => "hedged (two copies out)",
+        }
+    }
+
     fn from_u8(n: u8) -> Phase {
         Phase::ALL
             .get(usize::from(n))
@@ -132,20 +146,13 @@ pub(crate) struct Progress {
     hedged: AtomicBool,
 }
 
-impl Default for Progress {
-    fn default() -> Self {
-        Self::since(Instant::now())
-    }
-}
-
 impl Progress {
-    /// A call of a batch that started at `origin`; the call starts now.
-    pub(crate) fn since(origin: Instant) -> Self {
+    /// A call of a batch that started at `origin`, and whose calls wait for a slot
+    /// (`queued`); the call starts now.
+    pub(crate) fn since(origin: Instant, queued: bool) -> Self {
         let mut marks = Vec::with_capacity(6);
         let now = origin.elapsed();
-        // A call started within a tenth of a millisecond of its batch did not wait for
-        // a slot: it was only being set up.
-        if now > Duration::from_micros(100) {
+        if queued && !now.is_zero() {
             marks.push((Phase::Queued, Duration::ZERO));
         }
         marks.push((Phase::Connecting, now));
@@ -165,17 +172,18 @@ impl Progress {
         }
     }
 
-    /// The call moves on to `phase`.
+    /// The call moves on to `phase`; while hedged copies run, their own phases are
+    /// not the call's, which stays `Hedged`.
     pub(crate) fn enter(&self, phase: Phase) {
-        self.phase.store(phase as u8, Ordering::Relaxed);
         if !self.hedged.load(Ordering::Relaxed) {
+            self.phase.store(phase as u8, Ordering::Relaxed);
             self.mark(phase);
         }
     }
 
     /// A hedged copy went out.
     pub(crate) fn hedge_sent(&self) {
-        self.mark(Phase::Hedged);
+        self.enter(Phase::Hedged);
         self.hedged.store(true, Ordering::Relaxed);
     }
 
@@ -219,7 +227,7 @@ mod tests {
 
     #[test]
     fn progress_moves_through_the_phases_and_marks_them() {
-        let progress = Progress::default();
+        let progress = Progress::since(Instant::now(), false);
         assert_eq!(progress.phase(), Phase::Connecting);
         progress.enter(Phase::Waiting);
         progress.enter(Phase::ReadingBody);
@@ -237,7 +245,7 @@ mod tests {
     #[test]
     fn a_call_that_waited_for_its_slot_starts_queued_and_phases_tile_its_time() {
         let origin = Instant::now() - Duration::from_millis(30);
-        let progress = Progress::since(origin);
+        let progress = Progress::since(origin, true);
         progress.hedge_sent();
         progress.enter(Phase::ReadingBody); // a copy's phase: hidden while hedged
         let timeline = progress.timeline();

@@ -92,6 +92,8 @@ pub struct Outcome {
     pub attempts: u32,
     /// Whether a hedged copy of the request was sent (see [`HedgePolicy`](crate::HedgePolicy)).
     pub hedged: bool,
+    /// How many hedged copies were sent.
+    pub hedges: u32,
     /// Whether the reply came from a hedged copy rather than the first.
     pub hedge_won: bool,
     /// When each phase of the call began and ended, from the start of its batch.
@@ -327,9 +329,13 @@ impl Summary {
                 None => self.errors.push((err.kind(), 1)),
             },
         }
-        self.hedged += u64::from(outcome.hedged);
+        self.hedged += u64::from(outcome.hedges);
         self.hedges_won += u64::from(outcome.hedge_won);
         self.retried += u64::from(outcome.attempts > 1);
+        if outcome.attempts == 0 {
+            // Never started (cancelled, or invalid): no latency to count.
+            return;
+        }
         let micros = u64::try_from(outcome.elapsed.as_micros()).unwrap_or(u64::MAX);
         // `record` grows the histogram to fit; only a value past its 2^63 range fails.
         if self.latency_us.record(micros.max(1)).is_err() {
@@ -347,9 +353,14 @@ impl Summary {
         self.replied
     }
 
-    /// How many calls sent a hedged copy, and how many of those the copy won.
-    pub fn hedges(&self) -> (u64, u64) {
-        (self.hedged, self.hedges_won)
+    /// How many hedged copies were sent, over all calls.
+    pub fn hedges_sent(&self) -> u64 {
+        self.hedged
+    }
+
+    /// How many calls a hedged copy won.
+    pub fn hedges_won(&self) -> u64 {
+        self.hedges_won
     }
 
     /// How many calls took more than one attempt.
@@ -380,7 +391,7 @@ impl Summary {
     }
 
     /// The summary as JSON: `{"total", "replied", "failed", "errors": {kind: count},
-    /// "retried", "hedged", "hedges_won", "latency_ms": {"p50", "p90", "p99", "max"}}`.
+    /// "retried", "hedges_sent", "hedges_won", "latency_ms": {"p50", "p90", "p99", "max"}}`.
     pub fn to_json(&self) -> Value {
         let mut errors = self.errors.clone();
         errors.sort_by_key(|(kind, _)| kind.as_str());
@@ -391,7 +402,7 @@ impl Summary {
             "failed": self.failed(),
             "errors": errors.iter().map(|(k, n)| (k.as_str().to_owned(), Value::from(*n))).collect::<Map<_, _>>(),
             "retried": self.retried,
-            "hedged": self.hedged,
+            "hedges_sent": self.hedged,
             "hedges_won": self.hedges_won,
             "latency_ms": {"p50": ms(50.0), "p90": ms(90.0), "p99": ms(99.0), "max": ms(100.0)},
         })

@@ -141,7 +141,8 @@ pub(crate) fn retry_after(headers: &Headers) -> Option<Duration> {
     let value = headers.get("retry-after")?;
     let value = value.trim();
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        // A value too large for a Duration (`1e30`) is as good as none: the cap applies.
+        return Duration::try_from_secs_f64(seconds).ok();
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(

@@ -8,7 +8,8 @@
 //!   `sleep_time` instead (a latency tail: 1% of calls take 1 s);
 //! - `"fail_first": {"count": 2, "status": 503, "retry_after": 0.1, "key": "a"}`: the
 //!   first `count` requests carrying this `key` (default `""`) get `status` (default
-//!   503) with that `Retry-After` (omitted when absent) and a JSON error body.
+//!   503) with that `Retry-After` (omitted when absent) and a JSON error body; with
+//!   `"close": true` instead, the connection is closed without a reply.
 //!
 //! It runs its own accept loop around the tide app rather than tide's listener, to turn
 //! Nagle's algorithm off on every connection (40 ms stalls on reused connections
@@ -173,7 +174,17 @@ async fn serve(stream: TcpStream, app: tide::Server<State>, stop: StopSignal) {
     let _ = stream.set_nodelay(true);
     let connection = async_h1::accept(BoundedConn::new(stream), move |req| {
         let app = app.clone();
-        async move { app.respond(req).await }
+        async move {
+            let res: tide::http::Response = app.respond(req).await?;
+            if res.ext().get::<CloseWithoutReply>().is_some() {
+                // An error from the endpoint makes async-h1 drop the connection unanswered.
+                return Err(tide::http::Error::from_str(
+                    tide::http::StatusCode::InternalServerError,
+                    "closing without a reply, as fail_first asked",
+                ));
+            }
+            Ok(res)
+        }
     });
     // The connection's end, whatever it was, concerns only its own client.
     let _ = future::select(Box::pin(connection), stop).await;
@@ -315,6 +326,10 @@ async fn read_json_object(req: &mut tide::Request<State>) -> Result<Value, (u16,
     }
 }
 
+/// Marks a response that must not be sent: the connection is closed instead.
+#[derive(Debug, Clone, Copy)]
+struct CloseWithoutReply;
+
 /// The failure `fail_first` asks for, while its count is not used up.
 fn failure(state: &State, data: &Value) -> Option<tide::Response> {
     let fail = data.get("fail_first")?;
@@ -340,6 +355,9 @@ fn failure(state: &State, data: &Value) -> Option<tide::Response> {
     let mut res = error_reply(status, "failing as asked (fail_first)");
     if let Some(after) = fail.get("retry_after").and_then(Value::as_f64) {
         res.insert_header("Retry-After", after.to_string());
+    }
+    if fail.get("close").and_then(Value::as_bool) == Some(true) {
+        res.insert_ext(CloseWithoutReply);
     }
     Some(res)
 }

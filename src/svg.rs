@@ -19,15 +19,16 @@ const TOP: f64 = 58.0;
 const ROW: f64 = 18.0;
 const BAR: f64 = 12.0;
 
-/// The colour of a phase, and the words of the legend.
-fn style(phase: Phase) -> (&'static str, &'static str) {
+/// The colour of a phase: greys and blues for a call's own course, warm colours for
+/// what the client added (connecting, backoff), violet for hedging.
+fn colour(phase: Phase) -> &'static str {
     match phase {
-        Phase::Queued => ("#d9d9d9", "waiting for a slot"),
-        Phase::Connecting => ("#f4a261", "connecting"),
-        Phase::Waiting => ("#8ecae6", "waiting for the head"),
-        Phase::ReadingBody => ("#1d6fa5", "reading the body"),
-        Phase::Backoff => ("#e9c46a", "backoff before a retry"),
-        Phase::Hedged => ("#9b5de5", "hedged (two copies out)"),
+        Phase::Queued => "#d9d9d9",
+        Phase::Connecting => "#f4a261",
+        Phase::Waiting => "#8ecae6",
+        Phase::ReadingBody => "#1d6fa5",
+        Phase::Backoff => "#e9c46a",
+        Phase::Hedged => "#9b5de5",
     }
 }
 
@@ -101,7 +102,7 @@ pub(crate) fn render(report: &Report) -> String {
     // Legend, under the title.
     let mut lx = LEFT;
     for phase in Phase::ALL {
-        let (colour, words) = style(phase);
+        let (colour, words) = (colour(phase), phase.describe());
         let _ = write!(
             svg,
             r#"<rect x="{lx:.1}" y="28" width="10" height="10" fill="{colour}"/><text x="{:.1}" y="37">{words}</text>"#,
@@ -151,7 +152,7 @@ pub(crate) fn render(report: &Report) -> String {
             escape(&outcome.name)
         );
         for (phase, from, to) in outcome.timeline.phases() {
-            let (colour, _) = style(phase);
+            let colour = colour(phase);
             let _ = write!(
                 svg,
                 r#"<rect class="phase" data-phase="{}" x="{:.2}" y="{y}" width="{:.2}" height="{BAR}" fill="{colour}"/>"#,

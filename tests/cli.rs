@@ -410,3 +410,28 @@ fn an_empty_config_says_so_and_succeeds() {
     assert_eq!(stderr(&output).trim(), "gather: no endpoints");
     assert_eq!(stdout(&output), "");
 }
+
+#[test]
+fn a_bad_field_on_the_first_json_line_is_that_lines_outcome_not_the_end() {
+    let server = stub();
+    let file = temp_file(
+        "first-bad.jsonl",
+        &format!(
+            "\n{{\"name\": \"early\", \"url\": \"{}\", \"time_out\": \"soon\"}}\n{}\n",
+            server.url(),
+            json!({"name": "next", "url": server.url(), "data": {"sleep_time": 0}}),
+        ),
+    );
+    let output = run(&["--config", &file, "--json"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let report = json_report(&output);
+    assert_eq!(report["results"][0]["error"]["kind"], "invalid_endpoint");
+    let message = report["results"][0]["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("line 2") && message.contains("time_out"),
+        "{message}"
+    );
+    assert_eq!(report["results"][1]["status"], 200);
+}

@@ -191,7 +191,7 @@ fn hedging_stops_when_its_budget_is_spent() {
         .collect();
     let report = task::block_on(client.gather(&endpoints));
     assert!(report.all_replied(), "{report:?}");
-    let (hedged, _) = report.summary().hedges();
+    let hedged = report.summary().hedges_sent();
     // Every call was slow enough to want a hedge: exactly the 10 banked were sent.
     assert_eq!(hedged, 10, "{}", report.summary());
     let requests = server.requests_received();
@@ -235,9 +235,27 @@ fn the_summary_counts_hedged_calls_and_the_hedges_that_won() {
     ];
     let report = task::block_on(client.gather(&endpoints));
     assert!(report.all_replied(), "{report:?}");
-    assert_eq!(report.summary().hedges(), (1, 1));
-    assert_eq!(report.to_json()["summary"]["hedged"], 1);
+    let summary = report.summary();
+    assert_eq!((summary.hedges_sent(), summary.hedges_won()), (1, 1));
+    assert_eq!(report.to_json()["summary"]["hedges_sent"], 1);
     assert_eq!(report.outcomes[0].to_json()["hedged"], true);
     assert_eq!(server.requests_to("/slow"), 2);
     assert_eq!(server.requests_to("/fast"), 1);
+}
+
+#[test]
+fn a_healthy_spell_banks_no_burst_of_hedges() {
+    let server = SlowFirstServer::start(Duration::from_secs(2));
+    let client = hedging(HedgePolicy::after(Duration::from_millis(50)));
+    // 300 prompt calls earn 15 hedges at 5%, but the bank holds 10 at most.
+    let fast: Vec<_> = (0..300)
+        .map(|i| Endpoint::get(format!("fast_{i}"), server.url("/fast")))
+        .collect();
+    assert!(task::block_on(client.gather(&fast)).all_replied());
+    let slow: Vec<_> = (0..40)
+        .map(|i| Endpoint::get(format!("slow_{i}"), server.url(&format!("/slow_{i}"))))
+        .collect();
+    let report = task::block_on(client.gather(&slow));
+    assert!(report.all_replied(), "{report:?}");
+    assert_eq!(report.summary().hedges_sent(), 10, "{}", report.summary());
 }

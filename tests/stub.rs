@@ -187,3 +187,62 @@ fn a_request_that_never_ends_its_head_is_cut_off() {
     let (status, _) = raw_post(addr, b"{}");
     assert_eq!(status, 200, "the stub stopped serving");
 }
+
+#[test]
+fn fail_first_answers_503_with_retry_after_then_succeeds_per_key() {
+    let server = stub();
+    let client = Client::new();
+    let call = |key: &str| {
+        let body = json!({"fail_first": {"count": 2, "retry_after": 0.5, "key": key}});
+        let endpoint = Endpoint::post("f", server.url()).json(body);
+        async_std::task::block_on(client.call(&endpoint))
+    };
+    for _ in 0..2 {
+        let outcome = call("a");
+        let reply = outcome.reply().expect("a reply");
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.headers.get("retry-after").as_deref(), Some("0.5"));
+    }
+    assert_eq!(call("a").reply().map(|r| r.status), Some(200));
+    assert_eq!(
+        call("b").reply().map(|r| r.status),
+        Some(503),
+        "keys count apart"
+    );
+    assert_eq!(server.requests_received(), 4);
+}
+
+#[test]
+fn fail_first_can_close_the_connection_without_a_reply() {
+    let server = stub();
+    let body = json!({"fail_first": {"count": 1, "close": true}});
+    let endpoint = Endpoint::post("closing", server.url()).json(body);
+    let client = Client::new();
+    let first = async_std::task::block_on(client.call(&endpoint));
+    let err = first.error().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("closed the connection without replying"),
+        "{first:?}"
+    );
+    let second = async_std::task::block_on(client.call(&endpoint));
+    assert_eq!(second.reply().map(|r| r.status), Some(200), "{second:?}");
+}
+
+#[test]
+fn a_tail_makes_that_share_of_calls_sleep_its_own_time() {
+    let server = stub();
+    let url = server.url();
+    let always = Endpoint::post("tail", &url)
+        .json(json!({"sleep_time": 0, "tail": {"p": 1.0, "sleep_time": 0.3}}));
+    let never = Endpoint::post("head", &url)
+        .json(json!({"sleep_time": 0, "tail": {"p": 0.0, "sleep_time": 5}}));
+    let report = async_std::task::block_on(Client::new().gather(&[always, never]));
+    assert!(
+        report.outcomes[0].elapsed >= Duration::from_millis(300),
+        "{report:?}"
+    );
+    assert!(
+        report.outcomes[1].elapsed < Duration::from_secs(2),
+        "{report:?}"
+    );
+}

@@ -9,7 +9,7 @@ use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
 use crate::error::ErrorKind;
 
 use super::error::TransportError;
-use super::limit::{BodyTooLarge, LimitedBody};
+use super::limit::LimitedBody;
 
 /// The codings asked for with `Accept-Encoding` when decompression is on.
 pub(crate) const ACCEPT_ENCODING: &str = "gzip, deflate, br";
@@ -148,11 +148,7 @@ impl Decoder {
     fn failure(&self, err: std::io::Error) -> TransportError {
         let body = self.body();
         if body.exceeded() {
-            let too_large = BodyTooLarge {
-                limit: body.limit(),
-                announced: None,
-            };
-            return TransportError::new(ErrorKind::BodyTooLarge, too_large.to_string());
+            return body.refused();
         }
         TransportError::new(
             ErrorKind::Decode,

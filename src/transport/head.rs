@@ -14,6 +14,10 @@ pub(crate) const DEFAULT_MAX_HEAD_BYTES: usize = 64 * 1024;
 /// small enough to live on the stack.
 const USUAL_FIELDS: usize = 64;
 
+/// How many interim replies are skipped before the final one must come: servers send
+/// one or two (100 Continue, 103 Early Hints); a stream of them is not a reply.
+const MAX_INTERIM: usize = 16;
+
 /// A final reply's head.
 #[derive(Debug)]
 pub(crate) struct Head {
@@ -41,7 +45,7 @@ impl Head {
 /// longer than `max_bytes` is refused as soon as that many bytes have come without its
 /// end.
 pub(crate) async fn read(wire: &mut Wire, max_bytes: usize) -> Result<Head, TransportError> {
-    loop {
+    for _ in 0..=MAX_INTERIM {
         let head = read_one(wire, max_bytes).await?;
         match head.status {
             // The connection would switch to another protocol, which is not spoken here.
@@ -54,6 +58,9 @@ pub(crate) async fn read(wire: &mut Wire, max_bytes: usize) -> Result<Head, Tran
             _ => return Ok(head),
         }
     }
+    Err(TransportError::protocol(format!(
+        "the server sent more than {MAX_INTERIM} interim 1xx replies and no final one"
+    )))
 }
 
 /// Reads one head, interim or final.
@@ -69,8 +76,8 @@ async fn read_one(wire: &mut Wire, max_bytes: usize) -> Result<Head, TransportEr
         scanned = buffered.len();
         if scanned >= max_bytes {
             return Err(TransportError::protocol(format!(
-                "the reply head did not end within {} KiB",
-                max_bytes / 1024
+                "the reply head did not end within {}",
+                byte_count(max_bytes)
             )));
         }
         let n = wire
@@ -149,6 +156,15 @@ fn parse_into<'b>(
         status,
         headers,
     })
+}
+
+/// `64 KiB`, or `100 bytes` for a limit that is no whole number of KiB.
+fn byte_count(bytes: usize) -> String {
+    if bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
 }
 
 fn not_http(err: httparse::Error) -> TransportError {

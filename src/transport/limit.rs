@@ -4,6 +4,10 @@
 use std::fmt;
 use std::io::{self, Write};
 
+use crate::error::ErrorKind;
+
+use super::error::TransportError;
+
 /// Why a body was refused: it passed, or announced it would pass, the limit.
 #[derive(Debug)]
 pub(crate) struct BodyTooLarge {
@@ -25,6 +29,13 @@ impl fmt::Display for BodyTooLarge {
 }
 
 impl std::error::Error for BodyTooLarge {}
+
+impl BodyTooLarge {
+    /// The transport's `body_too_large` error, in this one place.
+    pub(crate) fn into_error(self) -> TransportError {
+        TransportError::new(ErrorKind::BodyTooLarge, self.to_string())
+    }
+}
 
 /// The body as it is read (decoded, where a decoder writes into it), refusing the byte
 /// past `limit`. It is a `Write` so that a decompressor can write into it directly.
@@ -48,8 +59,28 @@ impl LimitedBody {
         }
     }
 
-    pub(crate) fn limit(&self) -> u64 {
-        self.limit
+    /// Refuses a body whose announced length alone passes `limit`, before reading it.
+    pub(crate) fn check_announced(
+        limit: u64,
+        announced: Option<u64>,
+    ) -> Result<(), TransportError> {
+        match announced {
+            Some(length) if length > limit => Err(BodyTooLarge {
+                limit,
+                announced: Some(length),
+            }
+            .into_error()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The error of a write this body refused.
+    pub(crate) fn refused(&self) -> TransportError {
+        BodyTooLarge {
+            limit: self.limit,
+            announced: None,
+        }
+        .into_error()
     }
 
     pub(crate) fn exceeded(&self) -> bool {

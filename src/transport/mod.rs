@@ -39,7 +39,7 @@ use decode::Decoder;
 pub(crate) use decode::ACCEPT_ENCODING;
 pub(crate) use error::{Replay, TransportError};
 pub(crate) use head::DEFAULT_MAX_HEAD_BYTES;
-use limit::{BodyTooLarge, LimitedBody};
+use limit::LimitedBody;
 use pool::{Origin, Pool};
 pub(crate) use tls::Certificate;
 use tls::Tls;
@@ -137,11 +137,12 @@ impl Transport {
                 .ok_or_else(|| TransportError::connect(format!("url `{url}` has no port")))?,
         };
         let head_request = req.method() == Method::Head;
+        // The client always puts one in; a request from elsewhere gets its own.
         let progress = req
             .ext()
             .get::<Arc<Progress>>()
             .cloned()
-            .unwrap_or_default();
+            .unwrap_or_else(|| Arc::new(Progress::since(std::time::Instant::now(), false)));
         let encoded = request::encode(&mut req).await?;
 
         let (mut conn, reused) = self.connection(&origin).await?;
@@ -192,17 +193,10 @@ impl Transport {
             self.settings.decompress,
             LimitedBody::new(self.settings.body_limit, framing.announced()),
         )?;
-        if let Some(announced) = framing.announced().filter(|_| decoder.is_identity()) {
-            if announced > self.settings.body_limit {
-                let too_large = BodyTooLarge {
-                    limit: self.settings.body_limit,
-                    announced: Some(announced),
-                };
-                return Err(TransportError::new(
-                    ErrorKind::BodyTooLarge,
-                    too_large.to_string(),
-                ));
-            }
+        if decoder.is_identity() {
+            // Compressed, a body may decode to more than it announced: its cap is the
+            // decoder's to apply.
+            LimitedBody::check_announced(self.settings.body_limit, framing.announced())?;
         }
         let ended_cleanly = body::read(&mut wire, framing, &mut decoder).await?;
         let decoded = !decoder.is_identity();
