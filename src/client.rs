@@ -620,15 +620,18 @@ fn reply(name: &str, format: BodyFormat, raw: RawReply, url: Url) -> Result<Repl
         BodyFormat::Bytes => serde_json::Value::Null,
         BodyFormat::Text => String::from_utf8_lossy(&bytes).into_owned().into(),
         BodyFormat::Json if bytes.is_empty() => serde_json::Value::Null,
-        BodyFormat::Json => serde_json::from_slice(&bytes).map_err(|e| {
-            Error::new(
-                ErrorKind::Decode,
-                name,
-                format!("the body is not JSON ({e})"),
-            )
-            .with_status(status)
-            .with_body_prefix(&bytes)
-        })?,
+        BodyFormat::Json => match serde_json::from_slice(&bytes) {
+            Ok(body) => body,
+            Err(e) => {
+                return Err(Error::new(
+                    ErrorKind::Decode,
+                    name,
+                    format!("the body is not JSON ({e})"),
+                )
+                .with_status(status)
+                .with_body(bytes))
+            }
+        },
     };
     Ok(Reply::new(status, body, headers, url, bytes))
 }

@@ -77,6 +77,7 @@ struct Inner {
     message: String,
     status: Option<u16>,
     body_prefix: Option<String>,
+    body: Option<Vec<u8>>,
     /// Whether the request may be sent again (decided by the transport).
     replay: Replay,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
@@ -94,6 +95,7 @@ impl Error {
                 message: message.into(),
                 status: None,
                 body_prefix: None,
+                body: None,
                 replay: Replay::Unknown,
                 source: None,
             }),
@@ -137,14 +139,16 @@ impl Error {
         self
     }
 
-    /// Keeps the first 200 bytes of `body` (cut back to a character boundary).
-    pub(crate) fn with_body_prefix(mut self, body: &[u8]) -> Self {
+    /// Keeps the body that could not be read as asked, and its first 200 bytes as text
+    /// (cut back to a character boundary) for messages and JSON.
+    pub(crate) fn with_body(mut self, body: Vec<u8>) -> Self {
         let text = String::from_utf8_lossy(&body[..body.len().min(BODY_PREFIX_BYTES)]);
         let mut end = text.len().min(BODY_PREFIX_BYTES);
         while !text.is_char_boundary(end) {
             end -= 1;
         }
         self.inner.body_prefix = Some(text[..end].to_owned());
+        self.inner.body = Some(body);
         self
     }
 
@@ -172,6 +176,34 @@ impl Error {
     /// For `decode`: the first 200 bytes of the body that was not JSON, lossily as UTF-8.
     pub fn body_prefix(&self) -> Option<&str> {
         self.inner.body_prefix.as_deref()
+    }
+
+    /// For `decode`: the whole body that was not JSON, as the server sent it
+    /// (decompressed), up to the body limit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::{Read, Write};
+    ///
+    /// // A server that answers with HTML where JSON was expected.
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let url = format!("http://{}/", listener.local_addr()?);
+    /// std::thread::spawn(move || {
+    ///     let (mut stream, _) = listener.accept().unwrap();
+    ///     let _ = stream.read(&mut [0u8; 1024]);
+    ///     let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\n<html></html>");
+    /// });
+    /// let outcome = futures::executor::block_on(
+    ///     fanout::Client::new().call(&fanout::Endpoint::get("page", url)),
+    /// );
+    /// let err = outcome.error().expect("not JSON");
+    /// assert_eq!(err.body(), Some(&b"<html></html>"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub fn body(&self) -> Option<&[u8]> {
+        self.inner.body.as_deref()
     }
 
     /// Whether the call ran out of time.
@@ -240,10 +272,12 @@ mod tests {
     #[test]
     fn body_prefix_is_cut_at_a_character_boundary() {
         let body = "é".repeat(150); // 300 bytes, two per character
-        let err = Error::new(ErrorKind::Decode, "e", "not json").with_body_prefix(body.as_bytes());
+        let err =
+            Error::new(ErrorKind::Decode, "e", "not json").with_body(body.clone().into_bytes());
         assert_eq!(err.body_prefix().map(str::len), Some(200));
         let odd = format!("a{}", "é".repeat(150));
-        let err = Error::new(ErrorKind::Decode, "e", "not json").with_body_prefix(odd.as_bytes());
+        let err =
+            Error::new(ErrorKind::Decode, "e", "not json").with_body(odd.clone().into_bytes());
         let prefix = err.body_prefix().unwrap_or_default();
         assert!(prefix.len() <= 200 && prefix.starts_with('a'), "{prefix:?}");
     }
