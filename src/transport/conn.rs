@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use async_io::Async;
 use futures::io::{AsyncRead, AsyncWrite};
-use futures::{ready, FutureExt};
+use futures::ready;
 
 use super::tls::{self, TlsStream};
 
@@ -71,21 +71,13 @@ impl Conn {
             Conn::Tls(stream) => tls::socket(&lock(stream)).clone(),
         };
         let mut byte = [0u8; 1];
-        // Nothing to read yet (the future is pending) is the only healthy answer.
-        tcp.peek(&mut byte).now_or_never().is_some()
-    }
-
-    /// Waits until a plain connection has something to read (or is closed), without a
-    /// buffer. A TLS connection returns at once: its layer may hold decrypted bytes
-    /// already.
-    pub(crate) async fn readable(&self) -> io::Result<()> {
-        if let Conn::Plain(Tcp(tcp)) = self {
-            let mut byte = [0u8; 1];
-            // An error (a reset) is reported once, so it is passed on; an end of stream is
-            // left for the head's reader to report.
-            tcp.peek(&mut byte).await?;
-        }
-        Ok(())
+        // A peek on the non-blocking socket itself, not through the reactor: waiting is
+        // not wanted, and going through async-io would register interest in the socket
+        // (an epoll_ctl) only to drop it. "Would block" is the only healthy answer.
+        !matches!(
+            tcp.get_ref().peek(&mut byte),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        )
     }
 }
 

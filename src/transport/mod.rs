@@ -160,12 +160,6 @@ impl Transport {
             .map_err(|e| stale(TransportError::io("while the request was sent", e)))?;
         tracing::debug!(bytes = encoded.len(), "request sent");
         drop(encoded);
-        // No read buffer is held while the server works: with 5,000 calls waiting that
-        // would be 80 MB of buffers for nothing.
-        conn.readable()
-            .await
-            .map_err(|e| stale(TransportError::io("before replying", e)))?;
-
         let mut wire = Wire::new(conn);
         let head = head::read(&mut wire, self.settings.max_head_bytes)
             .await

@@ -33,13 +33,18 @@ pub(crate) async fn encode(req: &mut Request) -> Result<Vec<u8>, TransportError>
             head.push_str("\r\n");
         }
     }
-    // Taken after the fields are written: taking the body sets a content type of its own.
-    let body = req.take_body().into_bytes().await.map_err(|e| {
-        TransportError::new(
-            crate::error::ErrorKind::InvalidEndpoint,
-            format!("the request body could not be read ({e})"),
-        )
-    })?;
+    // Taken after the fields are written: taking the body sets a content type of its own
+    // (and parses it: skipped when there is no body).
+    let body = if req.len() == Some(0) {
+        Vec::new()
+    } else {
+        req.take_body().into_bytes().await.map_err(|e| {
+            TransportError::new(
+                crate::error::ErrorKind::InvalidEndpoint,
+                format!("the request body could not be read ({e})"),
+            )
+        })?
+    };
     let method = req.method();
     if !body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
         head.push_str("Content-Length: ");
