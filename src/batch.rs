@@ -73,7 +73,8 @@ impl Interrupt {
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "stub", doc = "```")]
+#[cfg_attr(not(feature = "stub"), doc = "```ignore")]
 /// # fn main() -> std::io::Result<()> {
 /// use std::time::Duration;
 /// use fanout::{Client, Endpoint, ErrorKind, stub::Stub};
@@ -111,6 +112,21 @@ impl<'c> Batch<'c> {
     /// A deadline for the whole batch, counted from when it starts: calls still in
     /// flight when it passes end as `timeout` with a message saying the batch deadline
     /// cut them; calls not started by then end as `cancelled`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Client, Endpoint, ErrorKind};
+    ///
+    /// let client = Client::new();
+    /// // A deadline that has passed before any call starts.
+    /// let batch = client.batch().deadline(Duration::ZERO);
+    /// let report = futures::executor::block_on(batch.gather(&[Endpoint::get("late", "http://127.0.0.1:1/")]));
+    /// let err = report.outcomes[0].error().expect("cancelled");
+    /// assert_eq!(err.kind(), ErrorKind::Cancelled);
+    /// assert_eq!(err.message(), "cancelled: the batch deadline of 0 s passed before the call started");
+    /// ```
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);
         self
@@ -120,12 +136,42 @@ impl<'c> Batch<'c> {
     /// Go's `errgroup` do: calls in flight are dropped (their connections closed) and
     /// they and the calls not yet started end as `cancelled`, naming the endpoint that
     /// failed first. The report still holds every endpoint.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint, ErrorKind, FailFast};
+    ///
+    /// // One call at a time: the first fails before the second runs.
+    /// let client = Client::builder().concurrency(1).build().expect("valid settings");
+    /// let endpoints = [
+    ///     Endpoint::post("bad", "gopher://a/"),
+    ///     Endpoint::get("next", "http://127.0.0.1:1/"),
+    /// ];
+    /// let batch = client.batch().fail_fast(FailFast::OnError);
+    /// let report = futures::executor::block_on(batch.gather(&endpoints));
+    /// assert_eq!(report.outcomes[0].error().map(|e| e.kind()), Some(ErrorKind::InvalidEndpoint));
+    /// let next = report.outcomes[1].error().expect("cancelled");
+    /// assert!(next.is_cancelled() && next.message().ends_with("`bad` failed first"));
+    /// ```
     pub fn fail_fast(mut self, on: FailFast) -> Self {
         self.fail_fast = Some(on);
         self
     }
 
     /// Runs the batch and collects one outcome per endpoint, in input order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let client = Client::new();
+    /// let endpoints = [Endpoint::get("down", "http://127.0.0.1:1/"), Endpoint::post("bad", "gopher://a/")];
+    /// let report = futures::executor::block_on(client.batch().gather(&endpoints));
+    /// let names: Vec<&str> = report.outcomes.iter().map(|o| o.name.as_str()).collect();
+    /// assert_eq!(names, ["down", "bad"]); // input order, whichever finished first
+    /// ```
     pub async fn gather(self, endpoints: &[Endpoint]) -> Report {
         let started = Instant::now();
         let mut slots: Vec<Option<Outcome>> = Vec::new();
@@ -143,6 +189,21 @@ impl<'c> Batch<'c> {
 
     /// Runs the batch and yields each outcome as it lands, with its endpoint's index in
     /// the input; see [`Client::gather_stream`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let client = Client::new();
+    /// let endpoints = [Endpoint::get("down", "http://127.0.0.1:1/"), Endpoint::post("bad", "gopher://a/")];
+    /// let mut landed: Vec<(usize, String)> = futures::executor::block_on(
+    ///     client.batch().stream(&endpoints).map(|(i, o)| (i, o.name)).collect(),
+    /// );
+    /// landed.sort(); // they came as they landed
+    /// assert_eq!(landed, [(0, "down".to_owned()), (1, "bad".to_owned())]);
+    /// ```
     pub fn stream<I>(self, endpoints: I) -> impl Stream<Item = (usize, Outcome)> + 'c
     where
         I: IntoIterator,
@@ -155,6 +216,19 @@ impl<'c> Batch<'c> {
     /// As [`stream`](Self::stream), for endpoints that come from a stream: the next is
     /// pulled only when a call's slot is free (with [`ClientBuilder::concurrency`] set),
     /// so an endless source runs in bounded memory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let client = Client::builder().concurrency(2).build().expect("valid settings");
+    /// // An endless stream of endpoints, of which the first 5 are taken.
+    /// let endpoints = futures::stream::iter(0..).map(|n| Endpoint::post(format!("e{n}"), "gopher://a/"));
+    /// let landed: Vec<_> = futures::executor::block_on(client.batch().stream_from(endpoints).take(5).collect());
+    /// assert_eq!(landed.len(), 5);
+    /// ```
     ///
     /// [`ClientBuilder::concurrency`]: crate::ClientBuilder::concurrency
     pub fn stream_from<S>(self, endpoints: S) -> impl Stream<Item = (usize, Outcome)> + 'c
@@ -187,7 +261,10 @@ struct Controls {
     span: tracing::Span,
     deadline: Option<Duration>,
     fail_fast: Option<FailFast>,
-    /// Fired once, with the name of the endpoint that failed first.
+    /// The endpoint that failed first, for calls yet to start: read directly, since
+    /// a shared receiver says nothing until one of its clones has been polled.
+    failed_first: OnceLock<String>,
+    /// Fired once, with the name of the endpoint that failed first, for calls in flight.
     stop: Mutex<Option<oneshot::Sender<String>>>,
     stopped: Shared<oneshot::Receiver<String>>,
 }
@@ -207,6 +284,7 @@ impl Controls {
             span,
             deadline,
             fail_fast,
+            failed_first: OnceLock::new(),
             stop: Mutex::new(Some(stop)),
             stopped: stopped.shared(),
         }
@@ -225,7 +303,7 @@ impl Controls {
 
     /// What stops a call before it starts, if anything does.
     fn stopped_already(&self) -> Option<Interrupt> {
-        if let Some(Ok(first)) = self.stopped.peek() {
+        if let Some(first) = self.failed_first.get() {
             return Some(Interrupt::FailedFirst(first.clone()));
         }
         match self.deadline_at() {
@@ -280,6 +358,7 @@ impl Controls {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .take();
             if let Some(stop) = stop {
+                let _ = self.failed_first.set(endpoint.name().to_owned());
                 let _ = stop.send(endpoint.name().to_owned());
             }
         }

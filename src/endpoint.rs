@@ -107,6 +107,16 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// An endpoint called with `method` at `url`, with no body and the default timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Endpoint, Method};
+    ///
+    /// let ep = Endpoint::new("put_a", Method::Put, "http://127.0.0.1:9/a");
+    /// assert_eq!(ep.method(), Method::Put);
+    /// assert_eq!(ep.time_limit(), fanout::DEFAULT_TIMEOUT);
+    /// ```
     pub fn new(name: impl Into<String>, method: Method, url: impl AsRef<str>) -> Self {
         let (url, problem) = match parse_url(url.as_ref()) {
             Ok(url) => (Some(url), None),
@@ -146,16 +156,40 @@ impl Endpoint {
     }
 
     /// A `POST` endpoint, the original client's method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ep = fanout::Endpoint::post("tmp_1", "http://127.0.0.1:30001/api");
+    /// assert_eq!(ep.method(), fanout::Method::Post);
+    /// ```
     pub fn post(name: impl Into<String>, url: impl AsRef<str>) -> Self {
         Self::new(name, Method::Post, url)
     }
 
     /// A `GET` endpoint.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ep = fanout::Endpoint::get("health", "http://127.0.0.1:9/health");
+    /// assert_eq!(ep.method(), fanout::Method::Get);
+    /// ```
     pub fn get(name: impl Into<String>, url: impl AsRef<str>) -> Self {
         Self::new(name, Method::Get, url)
     }
 
     /// Sends `data` as the JSON body (`Content-Type: application/json` unless set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde_json::json;
+    ///
+    /// let ep = fanout::Endpoint::post("tmp_1", "http://127.0.0.1:9/api").json(json!({"sleep_time": 1}));
+    /// assert_eq!(ep.data(), Some(&json!({"sleep_time": 1})));
+    /// assert_eq!(ep.media_type(), "application/json");
+    /// ```
     pub fn json(mut self, data: Value) -> Self {
         self.body = Some(RequestBody::Json(data));
         self
@@ -177,6 +211,14 @@ impl Endpoint {
 
     /// Sends `bytes` as the body, as they are (`Content-Type: application/octet-stream`
     /// unless set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ep = fanout::Endpoint::post("upload", "http://127.0.0.1:9/blob").bytes(vec![0u8, 1, 2]);
+    /// assert_eq!(ep.media_type(), "application/octet-stream");
+    /// assert_eq!(ep.data(), None); // not a JSON body
+    /// ```
     pub fn bytes(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.body = Some(RequestBody::Bytes(bytes.into()));
         self
@@ -204,6 +246,15 @@ impl Endpoint {
 
     /// Reads the reply's body as `format` instead of JSON; the default `Accept` header
     /// follows (`*/*` for text and bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{BodyFormat, Endpoint};
+    ///
+    /// let ep = Endpoint::get("page", "http://127.0.0.1:9/").expect(BodyFormat::Text);
+    /// assert_eq!(ep.format(), BodyFormat::Text);
+    /// ```
     pub fn expect(mut self, format: BodyFormat) -> Self {
         self.format = format;
         self
@@ -211,6 +262,20 @@ impl Endpoint {
 
     /// Sets the `Content-Type` sent with the body (default: the body's own, such as
     /// `application/json` for [`json`](Self::json)).
+    /// A value with a line break, a control character or a non-ASCII byte makes the
+    /// endpoint invalid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Endpoint;
+    ///
+    /// let ep = Endpoint::post("a", "http://127.0.0.1:9/").content_type("application/vnd.api+json");
+    /// assert_eq!(ep.media_type(), "application/vnd.api+json");
+    ///
+    /// let bad = Endpoint::post("b", "http://127.0.0.1:9/").content_type("text/plain\r\nX-Evil: 1");
+    /// assert!(bad.problem().is_some());
+    /// ```
     pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
         let content_type = content_type.into();
         if let Err(problem) = headers::check_value("content_type", &content_type) {
@@ -226,6 +291,19 @@ impl Endpoint {
     /// with a line break or a non-ASCII byte, or a header the transport writes itself
     /// (`Host`, `Content-Length`, `Transfer-Encoding`, `Connection`, `Expect`) makes the
     /// endpoint invalid, and the header is not kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Endpoint;
+    ///
+    /// let ep = Endpoint::get("a", "http://127.0.0.1:9/").header("Authorization", "Bearer t");
+    /// assert_eq!(ep.headers(), [("Authorization".to_owned(), "Bearer t".to_owned())]);
+    ///
+    /// let bad = Endpoint::get("b", "http://127.0.0.1:9/").header("Host", "elsewhere");
+    /// assert_eq!(bad.problem(), Some("header `Host` is set by the transport"));
+    /// assert!(bad.headers().is_empty());
+    /// ```
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let (name, value) = (name.into(), value.into());
         match headers::check(&name, &value) {
@@ -257,17 +335,45 @@ impl Endpoint {
     /// Retries this endpoint's failures by `policy` instead of the client's (see
     /// [`ClientBuilder::retry`](crate::ClientBuilder::retry)); `RetryPolicy::new(1)`
     /// turns retries off for it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Endpoint, RetryPolicy};
+    ///
+    /// let ep = Endpoint::get("a", "http://127.0.0.1:9/").retry(RetryPolicy::new(1));
+    /// assert_eq!(ep.retry_policy().map(|p| p.max_attempts()), Some(1));
+    /// ```
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
     }
 
     /// The endpoint's own retry policy, if it has one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Endpoint, RetryPolicy};
+    ///
+    /// assert!(Endpoint::get("a", "http://127.0.0.1:9/").retry_policy().is_none());
+    /// let ep = Endpoint::get("b", "http://127.0.0.1:9/").retry(RetryPolicy::standard(2));
+    /// assert_eq!(ep.retry_policy(), Some(&RetryPolicy::standard(2)));
+    /// ```
     pub fn retry_policy(&self) -> Option<&RetryPolicy> {
         self.retry.as_ref()
     }
 
     /// Whether the call may be sent more than once (see [`idempotent`](Self::idempotent)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Endpoint, Method};
+    ///
+    /// assert!(Endpoint::new("a", Method::Put, "http://127.0.0.1:9/").is_idempotent());
+    /// assert!(!Endpoint::new("b", Method::Patch, "http://127.0.0.1:9/").is_idempotent());
+    /// ```
     pub fn is_idempotent(&self) -> bool {
         self.idempotent.unwrap_or(matches!(
             self.method,
@@ -282,6 +388,15 @@ impl Endpoint {
 
     /// Sets how long the whole call may take, from connecting to the last byte of the
     /// body (default 50 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let ep = fanout::Endpoint::get("a", "http://127.0.0.1:9/").timeout(Duration::from_millis(250));
+    /// assert_eq!(ep.time_limit(), Duration::from_millis(250));
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -299,22 +414,56 @@ impl Endpoint {
     }
 
     /// The endpoint's name, as given.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(fanout::Endpoint::get("tmp_1", "http://127.0.0.1:9/").name(), "tmp_1");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The HTTP method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Endpoint, Method};
+    ///
+    /// assert_eq!(Endpoint::new("a", Method::Delete, "http://127.0.0.1:9/").method(), Method::Delete);
+    /// ```
     pub fn method(&self) -> Method {
         self.method
     }
 
     /// The target URL, or `None` when it could not be parsed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Endpoint;
+    ///
+    /// let ep = Endpoint::get("a", "http://localhost:8080/api?q=1");
+    /// assert_eq!(ep.url().map(|u| u.port()), Some(Some(8080)));
+    /// assert_eq!(Endpoint::get("b", "not a url").url(), None);
+    /// ```
     pub fn url(&self) -> Option<&Url> {
         self.url.as_ref()
     }
 
     /// The `Content-Type` sent with the body: the one set with
     /// [`content_type`](Self::content_type), or the body's own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Endpoint;
+    ///
+    /// let ep = Endpoint::post("a", "http://127.0.0.1:9/").form([("q", "rust")]);
+    /// assert_eq!(ep.media_type(), "application/x-www-form-urlencoded");
+    /// assert_eq!(ep.content_type("text/plain").media_type(), "text/plain");
+    /// ```
     #[doc(alias = "get_content_type")]
     pub fn media_type(&self) -> &str {
         match (&self.content_type, &self.body) {
@@ -325,11 +474,32 @@ impl Endpoint {
     }
 
     /// The extra request headers, in the order they were added.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ep = fanout::Endpoint::get("a", "http://127.0.0.1:9/")
+    ///     .header("X-One", "1")
+    ///     .header("X-Two", "2");
+    /// let names: Vec<&str> = ep.headers().iter().map(|(name, _)| name.as_str()).collect();
+    /// assert_eq!(names, ["X-One", "X-Two"]);
+    /// ```
     pub fn headers(&self) -> &[(String, String)] {
         &self.headers
     }
 
     /// The JSON body, if the body is JSON.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Endpoint;
+    /// use serde_json::json;
+    ///
+    /// let ep = Endpoint::post("a", "http://127.0.0.1:9/").json(json!([1, 2]));
+    /// assert_eq!(ep.data(), Some(&json!([1, 2])));
+    /// assert_eq!(Endpoint::post("b", "http://127.0.0.1:9/").text("hi").data(), None);
+    /// ```
     pub fn data(&self) -> Option<&Value> {
         match &self.body {
             Some(RequestBody::Json(data)) => Some(data),
@@ -338,6 +508,14 @@ impl Endpoint {
     }
 
     /// How the reply's body is read (set with [`expect`](Self::expect)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{BodyFormat, Endpoint};
+    ///
+    /// assert_eq!(Endpoint::get("a", "http://127.0.0.1:9/").format(), BodyFormat::Json);
+    /// ```
     pub fn format(&self) -> BodyFormat {
         self.format
     }
@@ -356,12 +534,32 @@ impl Endpoint {
     }
 
     /// How long the whole call may take (set with [`timeout`](Self::timeout)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Endpoint, DEFAULT_TIMEOUT};
+    ///
+    /// assert_eq!(Endpoint::get("a", "http://127.0.0.1:9/").time_limit(), DEFAULT_TIMEOUT);
+    /// ```
     #[doc(alias = "get_timeout")]
     pub fn time_limit(&self) -> Duration {
         self.timeout
     }
 
     /// Why this endpoint cannot be sent, if it cannot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Endpoint;
+    ///
+    /// assert_eq!(Endpoint::post("a", "http://127.0.0.1:9/").problem(), None);
+    /// assert_eq!(
+    ///     Endpoint::post("b", "gopher://a/").problem(),
+    ///     Some("unsupported protocol `gopher` in `gopher://a/` (expected http or https)")
+    /// );
+    /// ```
     pub fn problem(&self) -> Option<&str> {
         self.problem.as_deref()
     }

@@ -153,27 +153,102 @@ impl Error {
     }
 
     /// What kind of failure this is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint, ErrorKind};
+    ///
+    /// let outcome = futures::executor::block_on(Client::new().call(&Endpoint::post("x", "gopher://a/")));
+    /// assert_eq!(outcome.error().map(|e| e.kind()), Some(ErrorKind::InvalidEndpoint));
+    /// ```
     pub fn kind(&self) -> ErrorKind {
         self.inner.kind
     }
 
     /// The name of the endpoint whose call failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let outcome = futures::executor::block_on(Client::new().call(&Endpoint::post("x", "gopher://a/")));
+    /// assert_eq!(outcome.error().map(|e| e.endpoint()), Some("x"));
+    /// ```
     pub fn endpoint(&self) -> &str {
         &self.inner.endpoint
     }
 
     /// What happened, without the endpoint's name in front.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let outcome = futures::executor::block_on(Client::new().call(&Endpoint::post("x", "gopher://a/")));
+    /// let err = outcome.error().expect("an invalid endpoint");
+    /// assert_eq!(err.message(), "unsupported protocol `gopher` in `gopher://a/` (expected http or https)");
+    /// assert_eq!(err.to_string(), format!("x: {}", err.message()));
+    /// ```
     pub fn message(&self) -> &str {
         &self.inner.message
     }
 
     /// The HTTP status, when a reply head arrived before the failure (`decode`,
     /// `body_too_large`, or a body cut off).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::{Read, Write};
+    ///
+    /// // A server that answers 502 with HTML where JSON was expected.
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let url = format!("http://{}/", listener.local_addr()?);
+    /// std::thread::spawn(move || {
+    ///     let (mut stream, _) = listener.accept().unwrap();
+    ///     let _ = stream.read(&mut [0u8; 1024]);
+    ///     let _ = stream.write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 5\r\n\r\noops!");
+    /// });
+    /// let outcome = futures::executor::block_on(
+    ///     fanout::Client::new().call(&fanout::Endpoint::get("api", url)),
+    /// );
+    /// let err = outcome.error().expect("not JSON");
+    /// assert_eq!((err.kind(), err.status()), (fanout::ErrorKind::Decode, Some(502)));
+    /// # Ok(()) }
+    /// ```
     pub fn status(&self) -> Option<u16> {
         self.inner.status
     }
 
     /// For `decode`: the first 200 bytes of the body that was not JSON, lossily as UTF-8.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::{Read, Write};
+    ///
+    /// // A server that answers with a page of HTML where JSON was expected.
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let url = format!("http://{}/", listener.local_addr()?);
+    /// std::thread::spawn(move || {
+    ///     let (mut stream, _) = listener.accept().unwrap();
+    ///     let _ = stream.read(&mut [0u8; 1024]);
+    ///     let page = format!("<html>{}</html>", "x".repeat(1000));
+    ///     let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", page.len());
+    ///     let _ = stream.write_all((head + &page).as_bytes());
+    /// });
+    /// let outcome = futures::executor::block_on(
+    ///     fanout::Client::new().call(&fanout::Endpoint::get("page", url)),
+    /// );
+    /// let prefix = outcome.error().and_then(|e| e.body_prefix()).expect("not JSON");
+    /// assert!(prefix.starts_with("<html>xxx") && prefix.len() == 200);
+    /// # Ok(()) }
+    /// ```
     pub fn body_prefix(&self) -> Option<&str> {
         self.inner.body_prefix.as_deref()
     }
@@ -207,21 +282,82 @@ impl Error {
     }
 
     /// Whether the call ran out of time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// // A server that takes the connection (the kernel does) but never answers.
+    /// let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let url = format!("http://{}/", silent.local_addr()?);
+    /// let endpoint = fanout::Endpoint::get("slow", url).timeout(Duration::from_millis(200));
+    /// let outcome = futures::executor::block_on(fanout::Client::new().call(&endpoint));
+    /// let err = outcome.error().expect("no reply");
+    /// assert!(err.is_timeout());
+    /// assert_eq!(err.message(), "timed out after 0.2 s waiting for the response");
+    /// # Ok(()) }
+    /// ```
     pub fn is_timeout(&self) -> bool {
         self.inner.kind == ErrorKind::Timeout
     }
 
     /// Whether no connection could be made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// // Nothing listens on port 1.
+    /// let outcome = futures::executor::block_on(Client::new().call(&Endpoint::get("down", "http://127.0.0.1:1/")));
+    /// assert!(outcome.error().is_some_and(|e| e.is_connect()));
+    /// ```
     pub fn is_connect(&self) -> bool {
         self.inner.kind == ErrorKind::Connect
     }
 
     /// Whether the batch stopped the call (fail-fast, or its deadline before it started).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let client = Client::new();
+    /// // A deadline that has passed before any call starts.
+    /// let batch = client.batch().deadline(Duration::ZERO);
+    /// let report = futures::executor::block_on(batch.gather(&[Endpoint::get("late", "http://127.0.0.1:1/")]));
+    /// assert!(report.outcomes[0].error().is_some_and(|e| e.is_cancelled()));
+    /// ```
     pub fn is_cancelled(&self) -> bool {
         self.inner.kind == ErrorKind::Cancelled
     }
 
     /// Whether redirects could not be followed to a final reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::io::{Read, Write};
+    ///
+    /// // A server that redirects to an FTP URL, which cannot be followed.
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let url = format!("http://{}/", listener.local_addr()?);
+    /// std::thread::spawn(move || {
+    ///     let (mut stream, _) = listener.accept().unwrap();
+    ///     let _ = stream.read(&mut [0u8; 1024]);
+    ///     let _ = stream.write_all(b"HTTP/1.1 302 Found\r\nlocation: ftp://files/a\r\ncontent-length: 0\r\n\r\n");
+    /// });
+    /// let outcome = futures::executor::block_on(
+    ///     fanout::Client::new().call(&fanout::Endpoint::get("moved", url)),
+    /// );
+    /// assert!(outcome.error().is_some_and(|e| e.is_redirect()));
+    /// # Ok(()) }
+    /// ```
     pub fn is_redirect(&self) -> bool {
         self.inner.kind == ErrorKind::Redirect
     }

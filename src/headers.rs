@@ -22,6 +22,14 @@ pub struct Headers {
 
 impl Headers {
     /// Headers from `(name, value)` pairs, in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let headers = fanout::Headers::from_pairs([("a", "1"), ("b", "2")]);
+    /// let names: Vec<&str> = headers.iter().map(|(name, _)| name).collect();
+    /// assert_eq!(names, ["a", "b"]);
+    /// ```
     pub fn from_pairs<N, V>(pairs: impl IntoIterator<Item = (N, V)>) -> Self
     where
         N: Into<String>,
@@ -47,11 +55,25 @@ impl Headers {
 
     /// The first value of the field `name` (any case), as text: bytes that are not UTF-8
     /// are replaced with `U+FFFD`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let headers = fanout::Headers::from_pairs([("X-Name", &b"caf\xe9"[..])]);
+    /// assert_eq!(headers.get("x-name").as_deref(), Some("caf\u{fffd}"));
+    /// ```
     pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
         self.get_bytes(name).map(String::from_utf8_lossy)
     }
 
     /// The first value of the field `name` (any case), as sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let headers = fanout::Headers::from_pairs([("X-Name", &b"caf\xe9"[..])]);
+    /// assert_eq!(headers.get_bytes("X-NAME"), Some(&b"caf\xe9"[..]));
+    /// ```
     pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
         self.fields
             .iter()
@@ -60,6 +82,14 @@ impl Headers {
     }
 
     /// Every value of the field `name` (any case), in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let headers = fanout::Headers::from_pairs([("Set-Cookie", "a=1"), ("set-cookie", "b=2")]);
+    /// let cookies: Vec<&[u8]> = headers.get_all("set-cookie").collect();
+    /// assert_eq!(cookies, [&b"a=1"[..], &b"b=2"[..]]);
+    /// ```
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.fields
             .iter()
@@ -76,16 +106,38 @@ impl Headers {
     }
 
     /// Every field, in order, with its value as sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let headers = fanout::Headers::from_pairs([("Server", "nginx"), ("Vary", "Accept")]);
+    /// let fields: Vec<(&str, &[u8])> = headers.iter().collect();
+    /// assert_eq!(fields, [("Server", &b"nginx"[..]), ("Vary", &b"Accept"[..])]);
+    /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.fields.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
-    /// How many fields there are.
+    /// How many fields there are, a repeated name counted each time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let headers = fanout::Headers::from_pairs([("Vary", "Accept"), ("Vary", "Origin")]);
+    /// assert_eq!(headers.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
     /// Whether there are no fields.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(fanout::Headers::default().is_empty());
+    /// assert!(!fanout::Headers::from_pairs([("Vary", "Accept")]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }

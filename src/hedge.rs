@@ -71,6 +71,16 @@ pub const ADAPTIVE_MARGIN: f64 = 2.0;
 
 impl HedgePolicy {
     /// A hedge after `delay` without a reply.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{HedgeDelay, HedgePolicy};
+    ///
+    /// let policy = HedgePolicy::after(Duration::from_millis(50));
+    /// assert_eq!(policy.delay(), HedgeDelay::Fixed(Duration::from_millis(50)));
+    /// ```
     pub fn after(delay: Duration) -> Self {
         HedgePolicy {
             delay: HedgeDelay::Fixed(delay),
@@ -82,12 +92,31 @@ impl HedgePolicy {
 
     /// A hedge after twice ([`ADAPTIVE_MARGIN`]) the 95th percentile of recent
     /// latencies to the origin, once 50 calls to it have been seen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{HedgePolicy, ADAPTIVE_MARGIN};
+    ///
+    /// let policy = HedgePolicy::adaptive();
+    /// assert_eq!(policy, HedgePolicy::at_percentile(95.0).margin(ADAPTIVE_MARGIN));
+    /// ```
     pub fn adaptive() -> Self {
         Self::at_percentile(95.0).margin(ADAPTIVE_MARGIN)
     }
 
     /// A hedge after `percentile` of recent latencies to the origin (times the
     /// [`margin`](Self::margin), 1 unless set).
+    /// A percentile outside 0 to 100 is taken as the nearer of the two.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{HedgeDelay, HedgePolicy};
+    ///
+    /// assert_eq!(HedgePolicy::at_percentile(99.0).delay(), HedgeDelay::Percentile(99.0));
+    /// assert_eq!(HedgePolicy::at_percentile(150.0).delay(), HedgeDelay::Percentile(100.0));
+    /// ```
     pub fn at_percentile(percentile: f64) -> Self {
         HedgePolicy {
             delay: HedgeDelay::Percentile(percentile.clamp(0.0, 100.0)),
@@ -96,6 +125,17 @@ impl HedgePolicy {
     }
 
     /// Multiplies an adaptive delay's percentile by `factor` (at least 1).
+    /// A factor below 1, or not finite, is taken as 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::HedgePolicy;
+    ///
+    /// let p99 = HedgePolicy::at_percentile(99.0);
+    /// assert_ne!(p99.clone().margin(1.5), p99);
+    /// assert_eq!(p99.clone().margin(0.5), p99); // at least 1
+    /// ```
     pub fn margin(mut self, factor: f64) -> Self {
         self.margin = if factor.is_finite() {
             factor.max(1.0)
@@ -106,18 +146,48 @@ impl HedgePolicy {
     }
 
     /// At most `n` hedges per call (default 1), each a delay after the last.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Client, HedgePolicy};
+    ///
+    /// let policy = HedgePolicy::after(Duration::from_millis(50));
+    /// assert_eq!(policy.clone().max_hedges(1), policy); // the default
+    /// assert!(Client::builder().hedge(policy.max_hedges(2)).build().is_ok());
+    /// ```
     pub fn max_hedges(mut self, n: u32) -> Self {
         self.max_hedges = n;
         self
     }
 
     /// The share of extra requests hedges may add (default 0.05: 5%).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Client, HedgePolicy};
+    ///
+    /// let policy = HedgePolicy::after(Duration::from_millis(50));
+    /// assert_eq!(policy.clone().budget(0.05), policy); // the default
+    /// assert!(Client::builder().hedge(policy.budget(0.01)).build().is_ok());
+    /// ```
     pub fn budget(mut self, ratio: f64) -> Self {
         self.ratio = ratio;
         self
     }
 
     /// The delay rule.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{HedgeDelay, HedgePolicy};
+    ///
+    /// assert!(matches!(HedgePolicy::adaptive().delay(), HedgeDelay::Percentile(p) if p == 95.0));
+    /// ```
     pub fn delay(&self) -> HedgeDelay {
         self.delay
     }

@@ -4,7 +4,8 @@
 //! call, not the sum. It is `asyncio.gather(..., return_exceptions=True)` for Rust, on
 //! async-std, usable from any executor.
 //!
-//! ```
+#![cfg_attr(feature = "stub", doc = "```")]
+#![cfg_attr(not(feature = "stub"), doc = "```ignore")]
 //! use std::time::Duration;
 //! use fanout::{Client, Endpoint, ErrorKind, stub::Stub};
 //! use serde_json::json;
@@ -75,7 +76,7 @@ pub use report::{Outcome, Reply, Report, Summary};
 pub use retry::{RetryBudget, RetryPolicy, TRANSIENT_STATUSES};
 pub use surf::http::Method;
 pub use surf::Url;
-pub use svg::MAX_BARS;
+pub use svg::TIMELINE_MAX_BARS;
 
 // The README's code must compile too.
 #[cfg(doctest)]

@@ -38,6 +38,16 @@ impl Phase {
 
     /// A short name: `queued`, `connecting`, `waiting`, `reading_body`, `backoff`,
     /// `hedged`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::Phase;
+    ///
+    /// assert_eq!(Phase::ReadingBody.as_str(), "reading_body");
+    /// let names: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+    /// assert_eq!(names, ["queued", "connecting", "waiting", "reading_body", "backoff", "hedged"]);
+    /// ```
     pub const fn as_str(self) -> &'static str {
         match self {
             Phase::Queued => "queued",
@@ -52,6 +62,12 @@ impl Phase {
     /// What the phase is, for a legend: `waiting for a slot`, `connecting`, `waiting
     /// for the head`, `reading the body`, `backoff before a retry`, `hedged (two copies
     /// out)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(fanout::Phase::Queued.describe(), "waiting for a slot");
+    /// ```
     pub const fn describe(self) -> &'static str {
         match self {
             Phase::Queued => "waiting for a slot",
@@ -105,6 +121,20 @@ pub struct Timeline {
 
 impl Timeline {
     /// Each phase with when it began and ended, in order.
+    /// Each phase ends where the next begins, and the last where the call ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint, Phase};
+    ///
+    /// // Nothing listens on port 1: the call ends while connecting.
+    /// let outcome = futures::executor::block_on(Client::new().call(&Endpoint::get("down", "http://127.0.0.1:1/")));
+    /// let phases: Vec<_> = outcome.timeline.phases().collect();
+    /// assert_eq!(phases.len(), 1);
+    /// let (phase, _began, ended) = phases[0];
+    /// assert_eq!((phase, ended), (Phase::Connecting, outcome.timeline.end()));
+    /// ```
     pub fn phases(&self) -> impl Iterator<Item = (Phase, Duration, Duration)> + '_ {
         let ends = self
             .marks
@@ -119,6 +149,23 @@ impl Timeline {
     }
 
     /// When the call began (left its queue), from the start of the batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint, Phase};
+    ///
+    /// // One call at a time: the second waits in the queue until the first is done.
+    /// let client = Client::builder().concurrency(1).build().expect("valid settings");
+    /// let endpoints = [
+    ///     Endpoint::get("first", "http://127.0.0.1:1/"),
+    ///     Endpoint::get("second", "http://127.0.0.1:1/"),
+    /// ];
+    /// let report = futures::executor::block_on(client.gather(&endpoints));
+    /// let (first, second) = (&report.outcomes[0].timeline, &report.outcomes[1].timeline);
+    /// assert!(second.start() >= first.end());
+    /// assert_eq!(second.phases().next().map(|(phase, _, _)| phase), Some(Phase::Queued));
+    /// ```
     pub fn start(&self) -> Duration {
         self.marks
             .iter()
@@ -127,6 +174,16 @@ impl Timeline {
     }
 
     /// When the call ended, from the start of the batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let report = futures::executor::block_on(Client::new().gather(&[Endpoint::get("down", "http://127.0.0.1:1/")]));
+    /// let timeline = &report.outcomes[0].timeline;
+    /// assert!(timeline.start() <= timeline.end() && timeline.end() <= report.elapsed);
+    /// ```
     pub fn end(&self) -> Duration {
         self.end
     }

@@ -50,11 +50,45 @@ impl Reply {
     }
 
     /// The body as the server sent it (decompressed), whatever the format.
+    ///
+    /// # Examples
+    ///
+    #[cfg_attr(feature = "stub", doc = "```")]
+    #[cfg_attr(not(feature = "stub"), doc = "```ignore")]
+    /// # fn main() -> std::io::Result<()> {
+    /// use fanout::{BodyFormat, Client, Endpoint, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// let endpoint = Endpoint::post("raw", stub.url()).json(json!({})).expect(BodyFormat::Bytes);
+    /// let outcome = futures::executor::block_on(Client::new().call(&endpoint));
+    /// let reply = outcome.reply().expect("a reply");
+    /// assert_eq!(reply.body, json!(null)); // not read, as asked
+    /// let body: serde_json::Value = serde_json::from_slice(reply.bytes()).expect("the stub sends JSON");
+    /// assert_eq!(body["status"], "success");
+    /// # Ok(()) }
+    /// ```
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
     /// The body as text, bytes that are not UTF-8 replaced with `U+FFFD`.
+    ///
+    /// # Examples
+    ///
+    #[cfg_attr(feature = "stub", doc = "```")]
+    #[cfg_attr(not(feature = "stub"), doc = "```ignore")]
+    /// # fn main() -> std::io::Result<()> {
+    /// use fanout::{Client, Endpoint, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// let endpoint = Endpoint::post("echo", stub.url()).json(json!({}));
+    /// let outcome = futures::executor::block_on(Client::new().call(&endpoint));
+    /// let text = outcome.reply().map(|r| r.text().into_owned()).expect("a reply");
+    /// assert!(text.contains(r#""status":"success""#), "{text}");
+    /// # Ok(()) }
+    /// ```
     pub fn text(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.bytes)
     }
@@ -102,11 +136,39 @@ pub struct Outcome {
 
 impl Outcome {
     /// The reply, if the call got one.
+    ///
+    /// # Examples
+    ///
+    #[cfg_attr(feature = "stub", doc = "```")]
+    #[cfg_attr(not(feature = "stub"), doc = "```ignore")]
+    /// # fn main() -> std::io::Result<()> {
+    /// use fanout::{Client, Endpoint, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// let endpoint = Endpoint::post("echo", stub.url()).json(json!({"sleep_time": 0}));
+    /// let outcome = futures::executor::block_on(Client::new().call(&endpoint));
+    /// let reply = outcome.reply().expect("a reply");
+    /// assert_eq!(reply.status, 200);
+    /// assert_eq!(reply.body["data"], json!({"sleep_time": 0}));
+    /// # Ok(()) }
+    /// ```
     pub fn reply(&self) -> Option<&Reply> {
         self.result.as_ref().ok()
     }
 
     /// The error, if the call failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint, ErrorKind};
+    ///
+    /// // Nothing listens on port 1.
+    /// let outcome = futures::executor::block_on(Client::new().call(&Endpoint::get("down", "http://127.0.0.1:1/")));
+    /// assert!(outcome.reply().is_none());
+    /// assert_eq!(outcome.error().map(|e| e.kind()), Some(ErrorKind::Connect));
+    /// ```
     pub fn error(&self) -> Option<&Error> {
         self.result.as_ref().err()
     }
@@ -117,12 +179,42 @@ impl Outcome {
     /// `message` is the error's whole text, endpoint name first, so it stands on its own
     /// when copied into a log; the error also has `status` and `body_prefix` when the
     /// reply got that far (a `decode` error keeps both).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let outcome = futures::executor::block_on(Client::new().call(&Endpoint::post("bad", "gopher://a/")));
+    /// let json = outcome.to_json();
+    /// assert_eq!(json["name"], "bad");
+    /// assert_eq!(json["error"]["kind"], "invalid_endpoint");
+    /// assert!(json["error"]["message"].as_str().is_some_and(|m| m.starts_with("bad: unsupported protocol")));
+    /// assert_eq!(json["attempts"], 0); // never sent
+    /// ```
     pub fn to_json(&self) -> Value {
         self.json(false)
     }
 
     /// As [`to_json`](Self::to_json), and a reply also carries its `headers`, an object
     /// of lower-cased name → value (an array of values where a name repeats).
+    ///
+    /// # Examples
+    ///
+    #[cfg_attr(feature = "stub", doc = "```")]
+    #[cfg_attr(not(feature = "stub"), doc = "```ignore")]
+    /// # fn main() -> std::io::Result<()> {
+    /// use fanout::{Client, Endpoint, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// let endpoint = Endpoint::post("echo", stub.url()).json(json!({}));
+    /// let outcome = futures::executor::block_on(Client::new().call(&endpoint));
+    /// let json = outcome.to_json_with_headers();
+    /// assert_eq!(json["headers"]["content-type"], "application/json");
+    /// assert!(outcome.to_json().get("headers").is_none());
+    /// # Ok(()) }
+    /// ```
     pub fn to_json_with_headers(&self) -> Value {
         self.json(true)
     }
@@ -198,11 +290,41 @@ impl Report {
     /// A report of `outcomes`, one per endpoint in input order, for a batch that took
     /// `elapsed`: for a caller that ran the batch as a stream and put the outcomes back
     /// in order itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use futures::StreamExt;
+    /// use fanout::{Client, Endpoint, ErrorKind, Outcome, Report};
+    ///
+    /// let client = Client::new();
+    /// let endpoints = [Endpoint::post("a", "gopher://a/"), Endpoint::post("b", "ftp://b/")];
+    /// let started = Instant::now();
+    /// let mut landed: Vec<(usize, Outcome)> =
+    ///     futures::executor::block_on(client.gather_stream(&endpoints).collect());
+    /// landed.sort_by_key(|(index, _)| *index);
+    /// let outcomes = landed.into_iter().map(|(_, outcome)| outcome).collect();
+    /// let report = Report::new(outcomes, started.elapsed());
+    /// assert_eq!(report.outcomes[1].name, "b");
+    /// assert_eq!(report.summary().errors_of(ErrorKind::InvalidEndpoint), 2);
+    /// ```
     pub fn new(outcomes: Vec<Outcome>, elapsed: Duration) -> Self {
         Report { outcomes, elapsed }
     }
 
     /// Whether every endpoint got a reply (of any status).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let client = Client::new();
+    /// let report = futures::executor::block_on(client.gather(&[Endpoint::post("bad", "gopher://a/")]));
+    /// assert!(!report.all_replied());
+    /// assert!(futures::executor::block_on(client.gather(&[])).all_replied()); // none failed
+    /// ```
     pub fn all_replied(&self) -> bool {
         self.outcomes.iter().all(|o| o.result.is_ok())
     }
@@ -211,8 +333,8 @@ impl Report {
     /// each phase in its colour (waiting for a slot, connecting, waiting for the head,
     /// reading the body, backoff, hedged), a failed call outlined and labelled with its
     /// kind, the batch's total as a dashed line, and a legend. Past
-    /// [`MAX_BARS`](crate::MAX_BARS) calls, one in every `n` is drawn and the title says
-    /// so.
+    /// [`TIMELINE_MAX_BARS`](crate::TIMELINE_MAX_BARS) calls, one in every `n` is drawn
+    /// and the title says so.
     ///
     /// # Examples
     ///
@@ -258,6 +380,23 @@ impl Report {
 
     /// As [`to_json`](Self::to_json), each reply with its headers
     /// ([`Outcome::to_json_with_headers`]).
+    ///
+    /// # Examples
+    ///
+    #[cfg_attr(feature = "stub", doc = "```")]
+    #[cfg_attr(not(feature = "stub"), doc = "```ignore")]
+    /// # fn main() -> std::io::Result<()> {
+    /// use fanout::{Client, Endpoint, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// let endpoints = [Endpoint::post("echo", stub.url()).json(json!({}))];
+    /// let report = futures::executor::block_on(Client::new().gather(&endpoints));
+    /// let json = report.to_json_with_headers();
+    /// assert_eq!(json["results"][0]["headers"]["content-type"], "application/json");
+    /// assert_eq!(json["summary"]["replied"], 1);
+    /// # Ok(()) }
+    /// ```
     pub fn to_json_with_headers(&self) -> Value {
         self.json(true)
     }
@@ -279,7 +418,8 @@ impl Report {
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "stub", doc = "```")]
+#[cfg_attr(not(feature = "stub"), doc = "```ignore")]
 /// # fn main() -> std::io::Result<()> {
 /// use fanout::{Client, Endpoint, Summary, stub::Stub};
 /// use serde_json::json;
@@ -321,6 +461,24 @@ impl Default for Summary {
 
 impl Summary {
     /// Counts one more outcome.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint, ErrorKind, Summary};
+    /// use futures::StreamExt;
+    ///
+    /// // Summed up as the outcomes land, without keeping them.
+    /// let client = Client::new();
+    /// let endpoints = [Endpoint::get("down", "http://127.0.0.1:1/"), Endpoint::post("bad", "gopher://a/")];
+    /// let mut summary = Summary::default();
+    /// futures::executor::block_on(client.gather_stream(&endpoints).for_each(|(_, outcome)| {
+    ///     summary.add(&outcome);
+    ///     async {}
+    /// }));
+    /// assert_eq!(summary.total(), 2);
+    /// assert_eq!(summary.errors_of(ErrorKind::Connect), 1);
+    /// ```
     pub fn add(&mut self, outcome: &Outcome) {
         match &outcome.result {
             Ok(_) => self.replied += 1,
@@ -344,36 +502,135 @@ impl Summary {
     }
 
     /// How many outcomes were counted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let endpoints = [Endpoint::post("a", "gopher://a/"), Endpoint::post("b", "gopher://b/")];
+    /// let report = futures::executor::block_on(Client::new().gather(&endpoints));
+    /// assert_eq!(report.summary().total(), 2);
+    /// ```
     pub fn total(&self) -> u64 {
         self.replied + self.failed()
     }
 
     /// How many calls got a reply (of any status).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let report = futures::executor::block_on(Client::new().gather(&[Endpoint::post("bad", "gopher://a/")]));
+    /// assert_eq!((report.summary().replied(), report.summary().failed()), (0, 1));
+    /// ```
     pub fn replied(&self) -> u64 {
         self.replied
     }
 
     /// How many hedged copies were sent, over all calls.
+    ///
+    /// # Examples
+    ///
+    #[cfg_attr(feature = "stub", doc = "```")]
+    #[cfg_attr(not(feature = "stub"), doc = "```ignore")]
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use fanout::{Client, Endpoint, HedgePolicy, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// // A reply takes 0.3 s; a hedge goes out after 20 ms without one.
+    /// let client = Client::builder()
+    ///     .hedge(HedgePolicy::after(Duration::from_millis(20)))
+    ///     .build()
+    ///     .expect("valid settings");
+    /// let slow = Endpoint::post("slow", stub.url()).json(json!({"sleep_time": 0.3})).idempotent(true);
+    /// let report = futures::executor::block_on(client.gather(&[slow]));
+    /// assert_eq!(report.summary().hedges_sent(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn hedges_sent(&self) -> u64 {
         self.hedged
     }
 
     /// How many calls a hedged copy won.
+    ///
+    /// # Examples
+    ///
+    #[cfg_attr(feature = "stub", doc = "```")]
+    #[cfg_attr(not(feature = "stub"), doc = "```ignore")]
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use fanout::{Client, Endpoint, HedgePolicy, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// let client = Client::builder()
+    ///     .hedge(HedgePolicy::after(Duration::from_millis(20)))
+    ///     .build()
+    ///     .expect("valid settings");
+    /// let slow = Endpoint::post("slow", stub.url()).json(json!({"sleep_time": 0.3})).idempotent(true);
+    /// let report = futures::executor::block_on(client.gather(&[slow]));
+    /// let summary = report.summary();
+    /// // Both copies sleep as long: either may win, and a call is won at most once.
+    /// assert!(summary.hedges_won() <= summary.hedges_sent().min(summary.total()));
+    /// assert_eq!(summary.hedges_won(), u64::from(report.outcomes[0].hedge_won));
+    /// # Ok(()) }
+    /// ```
     pub fn hedges_won(&self) -> u64 {
         self.hedges_won
     }
 
     /// How many calls took more than one attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Client, Endpoint, RetryPolicy};
+    ///
+    /// // A refused connection is sent again: the call takes two attempts.
+    /// let client = Client::builder()
+    ///     .retry(RetryPolicy::new(2).backoff(Duration::from_millis(1), Duration::from_millis(5)))
+    ///     .build()
+    ///     .expect("valid settings");
+    /// let report = futures::executor::block_on(client.gather(&[Endpoint::get("down", "http://127.0.0.1:1/")]));
+    /// assert_eq!(report.summary().retried(), 1);
+    /// ```
     pub fn retried(&self) -> u64 {
         self.retried
     }
 
     /// How many calls failed, of any kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let endpoints = [Endpoint::post("bad", "gopher://a/"), Endpoint::get("down", "http://127.0.0.1:1/")];
+    /// let report = futures::executor::block_on(Client::new().gather(&endpoints));
+    /// assert_eq!(report.summary().failed(), 2);
+    /// ```
     pub fn failed(&self) -> u64 {
         self.errors.iter().map(|(_, n)| n).sum()
     }
 
     /// How many calls failed with `kind`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint, ErrorKind};
+    ///
+    /// let endpoints = [Endpoint::post("bad", "gopher://a/"), Endpoint::get("down", "http://127.0.0.1:1/")];
+    /// let summary = futures::executor::block_on(Client::new().gather(&endpoints)).summary();
+    /// assert_eq!(summary.errors_of(ErrorKind::InvalidEndpoint), 1);
+    /// assert_eq!(summary.errors_of(ErrorKind::Timeout), 0);
+    /// ```
     pub fn errors_of(&self, kind: ErrorKind) -> u64 {
         self.errors
             .iter()
@@ -383,6 +640,21 @@ impl Summary {
 
     /// The call latency below which `percent` of the calls fall (50.0 for the median,
     /// 100.0 for the slowest); zero when nothing was counted.
+    /// A call that never started (an invalid endpoint, or one its batch stopped first)
+    /// is counted in [`total`](Self::total) but has no latency.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Client, Endpoint, Summary};
+    ///
+    /// assert_eq!(Summary::default().latency(50.0), Duration::ZERO);
+    /// let report = futures::executor::block_on(Client::new().gather(&[Endpoint::get("down", "http://127.0.0.1:1/")]));
+    /// let summary = report.summary();
+    /// assert!(summary.latency(100.0) > Duration::ZERO);
+    /// assert!(summary.latency(50.0) <= summary.latency(100.0));
+    /// ```
     pub fn latency(&self, percent: f64) -> Duration {
         if self.latency_us.is_empty() {
             return Duration::ZERO;
@@ -392,6 +664,17 @@ impl Summary {
 
     /// The summary as JSON: `{"total", "replied", "failed", "errors": {kind: count},
     /// "retried", "hedges_sent", "hedges_won", "latency_ms": {"p50", "p90", "p99", "max"}}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{Client, Endpoint};
+    ///
+    /// let report = futures::executor::block_on(Client::new().gather(&[Endpoint::get("down", "http://127.0.0.1:1/")]));
+    /// let json = report.summary().to_json();
+    /// assert_eq!((&json["total"], &json["errors"]["connect"]), (&1.into(), &1.into()));
+    /// assert!(json["latency_ms"]["max"].as_f64().is_some_and(|ms| ms > 0.0));
+    /// ```
     pub fn to_json(&self) -> Value {
         let mut errors = self.errors.clone();
         errors.sort_by_key(|(kind, _)| kind.as_str());

@@ -54,6 +54,24 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// At most `max_attempts` attempts in all (1: no retries), retrying only what is
     /// safe without asking, after 100 ms to 2 s of jittered backoff.
+    /// 0 is taken as 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Client, Endpoint, RetryPolicy};
+    ///
+    /// assert_eq!(RetryPolicy::new(0).max_attempts(), 1);
+    ///
+    /// // A refused connection never reached the server: it is always safe to try again.
+    /// let policy = RetryPolicy::new(3).backoff(Duration::from_millis(1), Duration::from_millis(5));
+    /// let client = Client::builder().retry(policy).build().expect("valid settings");
+    /// let endpoint = Endpoint::post("down", "http://127.0.0.1:1/");
+    /// let outcome = futures::executor::block_on(client.call(&endpoint));
+    /// assert_eq!(outcome.attempts, 3);
+    /// assert!(outcome.error().is_some_and(|e| e.message().starts_with("after 3 attempts: ")));
+    /// ```
     pub fn new(max_attempts: u32) -> Self {
         RetryPolicy {
             max_attempts: max_attempts.max(1),
@@ -68,6 +86,16 @@ impl RetryPolicy {
     /// `retries` retries of what is safe, and, for idempotent endpoints, of timeouts and
     /// the [transient statuses](TRANSIENT_STATUSES): what the example's `--retries N`
     /// means.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::{RetryPolicy, TRANSIENT_STATUSES};
+    ///
+    /// let standard = RetryPolicy::standard(2);
+    /// assert_eq!(standard.max_attempts(), 3);
+    /// assert_eq!(standard, RetryPolicy::new(3).retry_timeouts(true).retry_statuses(TRANSIENT_STATUSES));
+    /// ```
     pub fn standard(retries: u32) -> Self {
         Self::new(retries.saturating_add(1))
             .retry_timeouts(true)
@@ -76,6 +104,17 @@ impl RetryPolicy {
 
     /// The backoff's base (the longest first wait) and cap (the longest of any wait,
     /// `Retry-After` included).
+    /// A cap below the base is taken as the base.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::RetryPolicy;
+    ///
+    /// let (second, zero) = (Duration::from_secs(1), Duration::ZERO);
+    /// assert_eq!(RetryPolicy::new(3).backoff(second, zero), RetryPolicy::new(3).backoff(second, second));
+    /// ```
     pub fn backoff(mut self, base: Duration, cap: Duration) -> Self {
         self.base = base;
         self.cap = cap.max(base);
@@ -83,24 +122,68 @@ impl RetryPolicy {
     }
 
     /// Whether a timed-out attempt of an idempotent endpoint is sent again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::RetryPolicy;
+    ///
+    /// assert_ne!(RetryPolicy::new(3).retry_timeouts(true), RetryPolicy::new(3)); // off by default
+    /// ```
     pub fn retry_timeouts(mut self, on: bool) -> Self {
         self.timeouts = on;
         self
     }
 
     /// Replies with these statuses, for idempotent endpoints, are sent again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use fanout::RetryPolicy;
+    ///
+    /// let policy = RetryPolicy::new(3).retry_statuses([503, 429]);
+    /// assert_ne!(policy, RetryPolicy::new(3)); // none by default
+    /// ```
     pub fn retry_statuses(mut self, statuses: impl IntoIterator<Item = u16>) -> Self {
         self.statuses = statuses.into_iter().collect();
         self
     }
 
     /// A limit on each attempt, inside the endpoint's timeout for them all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// use fanout::{Client, Endpoint, RetryPolicy};
+    ///
+    /// // A server that takes the connection (the kernel does) but never answers.
+    /// let silent = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let endpoint = Endpoint::get("slow", format!("http://{}/", silent.local_addr()?));
+    /// let policy = RetryPolicy::new(2)
+    ///     .retry_timeouts(true)
+    ///     .attempt_timeout(Duration::from_millis(100))
+    ///     .backoff(Duration::from_millis(1), Duration::from_millis(5));
+    /// let client = Client::builder().retry(policy).build().expect("valid settings");
+    /// let outcome = futures::executor::block_on(client.call(&endpoint));
+    /// assert_eq!(outcome.attempts, 2);
+    /// assert!(outcome.error().is_some_and(|e| e.is_timeout()));
+    /// # Ok(()) }
+    /// ```
     pub fn attempt_timeout(mut self, limit: Duration) -> Self {
         self.attempt_timeout = Some(limit);
         self
     }
 
     /// How many attempts at most, the first included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(fanout::RetryPolicy::standard(2).max_attempts(), 3);
+    /// ```
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }
@@ -199,6 +282,26 @@ const TOKEN: u64 = 1000;
 impl RetryBudget {
     /// A budget of `ratio` extra requests per request (0.1: 10%), starting with
     /// `floor` tokens and holding at most `ceiling`.
+    /// A ratio that is negative or not finite is taken as 0, a ceiling below the floor
+    /// as the floor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fanout::{Client, Endpoint, RetryBudget, RetryPolicy};
+    ///
+    /// assert_eq!(RetryBudget::new(f64::NAN, 0, 0).ratio(), 0.0);
+    ///
+    /// // An empty budget that earns nothing: no call may retry.
+    /// let client = Client::builder()
+    ///     .retry(RetryPolicy::new(3).backoff(Duration::from_millis(1), Duration::from_millis(5)))
+    ///     .retry_budget(RetryBudget::new(0.0, 0, 0))
+    ///     .build()
+    ///     .expect("valid settings");
+    /// let outcome = futures::executor::block_on(client.call(&Endpoint::post("down", "http://127.0.0.1:1/")));
+    /// assert_eq!(outcome.attempts, 1);
+    /// ```
     pub fn new(ratio: f64, floor: u32, ceiling: u32) -> Self {
         let ratio = if ratio.is_finite() {
             ratio.max(0.0)
@@ -215,6 +318,12 @@ impl RetryBudget {
     }
 
     /// The share of extra requests it allows.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(fanout::RetryBudget::default().ratio(), 0.1);
+    /// ```
     pub fn ratio(&self) -> f64 {
         self.ratio
     }

@@ -80,6 +80,15 @@ impl Stub {
     /// # Errors
     ///
     /// When the socket cannot be bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let stub = fanout::stub::Stub::start_local()?;
+    /// assert!(stub.addr().ip().is_loopback());
+    /// # Ok(()) }
+    /// ```
     pub fn start_local() -> io::Result<Stub> {
         Self::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
     }
@@ -90,6 +99,17 @@ impl Stub {
     /// # Errors
     ///
     /// When the socket cannot be bound (the port is taken, the address is not local).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::net::{Ipv4Addr, SocketAddr};
+    ///
+    /// let stub = fanout::stub::Stub::start(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+    /// assert_ne!(stub.addr().port(), 0); // a free port was picked
+    /// # Ok(()) }
+    /// ```
     pub fn start(addr: SocketAddr) -> io::Result<Stub> {
         let listener = bind(addr)?;
         let addr = listener.local_addr()?;
@@ -111,27 +131,105 @@ impl Stub {
     }
 
     /// The address the stub listens on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// let stub = fanout::stub::Stub::start_local()?;
+    /// assert_eq!(stub.url(), format!("http://{}/api", stub.addr()));
+    /// # Ok(()) }
+    /// ```
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The URL of its `POST /api` route.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use fanout::{Client, Endpoint, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// let endpoint = Endpoint::post("echo", stub.url()).json(json!({"sleep_time": 0, "n": 1}));
+    /// let outcome = futures::executor::block_on(Client::new().call(&endpoint));
+    /// let body = outcome.reply().map(|r| r.body.clone());
+    /// assert_eq!(body, Some(json!({"data": {"sleep_time": 0, "n": 1}, "status": "success"})));
+    /// # Ok(()) }
+    /// ```
     pub fn url(&self) -> String {
         format!("http://{}/api", self.addr)
     }
 
     /// How many TCP connections the stub has accepted so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use fanout::{Client, Endpoint, stub::Stub};
+    /// use serde_json::json;
+    ///
+    /// let stub = Stub::start_local()?;
+    /// let client = Client::new();
+    /// let endpoints = [
+    ///     Endpoint::post("a", stub.url()).json(json!({})),
+    ///     Endpoint::post("b", stub.url()).json(json!({})),
+    /// ];
+    /// for endpoint in &endpoints {
+    ///     futures::executor::block_on(client.call(endpoint));
+    /// }
+    /// assert_eq!(stub.connections_accepted(), 1); // one after the other: the connection is reused
+    /// # Ok(()) }
+    /// ```
     pub fn connections_accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
 
     /// How many requests reached `POST /api` so far (a request that was refused with
     /// 400 or 413 counts too).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use fanout::{Client, Endpoint, stub::Stub};
+    ///
+    /// let stub = Stub::start_local()?;
+    /// // Not JSON: refused with 400, and counted.
+    /// let endpoint = Endpoint::post("text", stub.url()).text("hello");
+    /// let outcome = futures::executor::block_on(Client::new().call(&endpoint));
+    /// assert_eq!(outcome.reply().map(|r| r.status), Some(400));
+    /// assert_eq!(stub.requests_received(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn requests_received(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
     }
 
     /// Stops the server, as dropping it does.
+    /// The listener closes on the stub's own task, a moment after this returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> std::io::Result<()> {
+    /// use std::net::TcpStream;
+    /// use std::time::Duration;
+    ///
+    /// let stub = fanout::stub::Stub::start_local()?;
+    /// let addr = stub.addr();
+    /// stub.stop();
+    /// let refused = (0..100).any(|_| {
+    ///     std::thread::sleep(Duration::from_millis(20));
+    ///     TcpStream::connect(addr).is_err()
+    /// });
+    /// assert!(refused);
+    /// # Ok(()) }
+    /// ```
     pub fn stop(self) {}
 }
 

@@ -8,9 +8,10 @@ use std::time::Duration;
 use crate::phase::Phase;
 use crate::report::Report;
 
-/// The most bars drawn: past it, one call in every `n` is drawn, and the picture says
-/// so, so that 10,000 calls still make a readable picture of a few hundred KiB.
-pub const MAX_BARS: usize = 400;
+/// The most bars [`Report::timeline_svg`] draws: past it, one call in every `n` is drawn,
+/// and the picture says so, so that 10,000 calls still make a readable picture of a few
+/// hundred KiB.
+pub const TIMELINE_MAX_BARS: usize = 400;
 
 const WIDTH: f64 = 1000.0;
 const LEFT: f64 = 170.0;
@@ -67,7 +68,7 @@ fn tick_step(total: Duration) -> Duration {
 /// The report as an SVG document; see [`Report::timeline_svg`].
 pub(crate) fn render(report: &Report) -> String {
     let n = report.outcomes.len();
-    let every = n.div_ceil(MAX_BARS).max(1);
+    let every = n.div_ceil(TIMELINE_MAX_BARS).max(1);
     let shown: Vec<usize> = (0..n).step_by(every).collect();
     let total = report
         .outcomes

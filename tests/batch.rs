@@ -313,3 +313,33 @@ fn the_summary_counts_kinds_and_orders_its_percentiles() {
         .as_f64()
         .is_some_and(|ms| ms >= 300.0));
 }
+
+#[test]
+fn fail_fast_sends_nothing_more_once_a_call_has_failed() {
+    let server = stub();
+    let url = server.url();
+    let endpoints = [
+        Endpoint::post("bad", "gopher://127.0.0.1/"),
+        sleeper("next", &url, 0.0),
+        sleeper("last", &url, 0.0),
+    ];
+    let client = Client::builder().concurrency(1).build().expect("a client");
+    let report = task::block_on(
+        client
+            .batch()
+            .fail_fast(FailFast::OnError)
+            .gather(&endpoints),
+    );
+    for cancelled in &report.outcomes[1..] {
+        assert_eq!(
+            cancelled.error().map(|e| e.kind()),
+            Some(ErrorKind::Cancelled)
+        );
+        assert_eq!(cancelled.attempts, 0, "{cancelled:?}");
+    }
+    assert_eq!(
+        server.requests_received(),
+        0,
+        "a request left after the failure"
+    );
+}

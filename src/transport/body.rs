@@ -8,14 +8,15 @@ use super::error::TransportError;
 use super::head::Head;
 use super::wire::Wire;
 
-/// The longest chunk-size line or trailer line read: a line longer than this is not
-/// one any server writes, and is refused rather than buffered.
+/// The longest line of a chunked body read (a chunk-size line, the line break after a
+/// chunk's data, a trailer line): a line longer than this is not one any server writes,
+/// and is refused rather than buffered.
 const MAX_LINE: usize = 4 * 1024;
 
 /// How the end of a body is found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Framing {
-    /// No body: a reply to HEAD, a 1xx, 204 or 304.
+    /// No body: a reply to HEAD, a 204 or a 304.
     Empty,
     /// Exactly this many bytes.
     Length(u64),
@@ -235,7 +236,7 @@ async fn read_line(wire: &mut Wire) -> Result<Option<usize>, TransportError> {
         }
         scanned = buffered.len();
         if scanned >= MAX_LINE {
-            return Err(malformed("a chunk size line does not end"));
+            return Err(malformed("a line of the chunked body does not end"));
         }
         if wire
             .read_more(MAX_LINE - scanned, "during the body")

@@ -6,8 +6,11 @@ use futures::io::AsyncReadExt;
 use super::conn::Conn;
 use super::error::TransportError;
 
-/// How much is read from the socket at first: most replies to an API call fit.
-const FIRST_READ: usize = 2 * 1024;
+/// How much is read from the socket at first: most replies to an API call fit. The
+/// buffer is held while the server works (reading at once, without first waiting for
+/// readability, took the client from 10 system calls per request to 3.5, measured), so
+/// it is kept small: 5,000 calls waiting hold 5 MB.
+const FIRST_READ: usize = 1024;
 
 /// The most read from the socket at a time. Each read doubles the room, up to this, when
 /// the last one filled it: a small reply costs a small buffer, zeroed once (zeroing a
