@@ -347,10 +347,21 @@ impl Controls {
             };
         }
         let span = call_span(&self.span, endpoint);
-        let outcome = client
-            .call_until(endpoint, (started, self.limited), self.stopping())
-            .instrument(span)
-            .await;
+        let batch = (started, self.limited);
+        // Without controls nothing can stop a call: no stop signal to poll at each wake.
+        let outcome = if self.deadline.is_none() && self.fail_fast.is_none() {
+            let never = future::pending::<Interrupt>();
+            client
+                .call_until(endpoint, batch, never)
+                .instrument(span)
+                .await
+        } else {
+            let stopping = self.stopping();
+            client
+                .call_until(endpoint, batch, stopping)
+                .instrument(span)
+                .await
+        };
         if self.fail_fast.is_some_and(|on| on.stops_at(&outcome)) {
             let stop = self
                 .stop
