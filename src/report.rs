@@ -678,7 +678,9 @@ impl Summary {
     pub fn to_json(&self) -> Value {
         let mut errors = self.errors.clone();
         errors.sort_by_key(|(kind, _)| kind.as_str());
-        let ms = |percent: f64| self.latency(percent).as_secs_f64() * 1000.0;
+        // Whole microseconds, written as milliseconds without float noise (38.463, not
+        // 38.462999999999994).
+        let ms = |percent: f64| self.latency(percent).as_micros() as f64 / 1000.0;
         json!({
             "total": self.total(),
             "replied": self.replied,
