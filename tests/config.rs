@@ -579,7 +579,7 @@ fn a_bad_line_in_the_middle_fails_alone_and_names_its_line() {
 {"name": "tmp_3", "url": "http://127.0.0.1:3/", "time_out": "soon"}
 {"name": "d", "url": "http://127.0.0.1:4/"}"#,
     );
-    assert_eq!(items.len(), 3, "the blank line is skipped");
+    assert_eq!(items.len(), 3, "the blank line is passed over");
     assert_eq!(items[0].as_ref().map(|e| e.name()), Ok("a"));
     assert_eq!(items[2].as_ref().map(|e| e.name()), Ok("d"));
     let err = items[1].as_ref().expect_err("line 3 is bad");

@@ -270,7 +270,7 @@ fn interim_then(interim: &'static [u8], last: &'static [u8]) -> RawServer {
 }
 
 #[test]
-fn a_100_continue_before_the_reply_is_skipped() {
+fn a_100_continue_before_the_reply_is_passed_over() {
     let server = interim_then(
         b"HTTP/1.1 100 Continue\r\n\r\n",
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 8\r\n\r\n{\"ok\":1}",
@@ -284,7 +284,7 @@ fn a_100_continue_before_the_reply_is_skipped() {
 }
 
 #[test]
-fn a_103_early_hints_before_the_reply_is_skipped_with_its_fields() {
+fn a_103_early_hints_before_the_reply_is_passed_over_with_its_fields() {
     let server = interim_then(
         b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload; as=style\r\n\r\n",
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 8\r\n\r\n{\"ok\":1}",

@@ -487,7 +487,7 @@ fn nginx_binary() -> PathBuf {
         .find(|path| path.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "nginx is not installed (not at /usr/sbin/nginx nor on PATH): the nginx \
+                "nginx was not found (not at /usr/sbin/nginx nor on PATH): the nginx \
                  tests need it (apt-get install nginx)"
             )
         })
