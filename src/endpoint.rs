@@ -1,5 +1,6 @@
 //! One named HTTP call to make: where it goes, what it sends, how long it may take.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -521,15 +522,18 @@ impl Endpoint {
     }
 
     /// The body as bytes on the wire, if there is one.
-    pub(crate) fn body_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+    /// Borrowed where the body is already bytes: each hop copies it into its own
+    /// request anyway, so a copy here would be a second one.
+    pub(crate) fn body_bytes(&self) -> Result<Option<Cow<'_, [u8]>>, String> {
         Ok(Some(match &self.body {
             None => return Ok(None),
-            Some(RequestBody::Json(data)) => {
-                serde_json::to_vec(data).map_err(|e| format!("the body cannot be encoded ({e})"))?
-            }
-            Some(RequestBody::Text(text)) => text.as_bytes().to_vec(),
-            Some(RequestBody::Bytes(bytes)) => bytes.clone(),
-            Some(RequestBody::Form(form)) => form.as_bytes().to_vec(),
+            Some(RequestBody::Json(data)) => Cow::Owned(
+                serde_json::to_vec(data)
+                    .map_err(|e| format!("the body cannot be encoded ({e})"))?,
+            ),
+            Some(RequestBody::Text(text)) => Cow::Borrowed(text.as_bytes()),
+            Some(RequestBody::Bytes(bytes)) => Cow::Borrowed(bytes.as_slice()),
+            Some(RequestBody::Form(form)) => Cow::Borrowed(form.as_bytes()),
         }))
     }
 
