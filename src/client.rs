@@ -14,10 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use futures::future::{self, Either};
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::Stream;
-use surf::http::headers::{
-    HeaderName, ACCEPT, ACCEPT_ENCODING as ACCEPT_ENCODING_NAME, CONTENT_TYPE, USER_AGENT,
-};
-use surf::http::{Body, Request};
+use surf::http::Request;
 use surf::Url;
 use tracing::Instrument;
 
@@ -31,8 +28,8 @@ use crate::redirect::{self, Hop, DEFAULT_REDIRECTS};
 use crate::report::{Outcome, Reply, Report};
 use crate::retry::{self, Jitter, RetryBudget, RetryPolicy};
 use crate::transport::{
-    Certificate, RawReply, Replay, Settings, Transport, TransportError, ACCEPT_ENCODING,
-    DEFAULT_MAX_HEAD_BYTES,
+    encode_request, Certificate, Outgoing, RawReply, Replay, Settings, Transport, TransportError,
+    ACCEPT_ENCODING, DEFAULT_MAX_HEAD_BYTES,
 };
 
 /// What a call's attempts came to, as they go: kept outside the call's future so that a
@@ -554,8 +551,7 @@ impl Client {
         let mut hop = Hop::first(url, endpoint.method());
         let mut visited: Vec<(surf::http::Method, Url)> = Vec::new();
         loop {
-            let mut req = self.request_for(endpoint, &hop, body.as_deref());
-            req.ext_mut().insert(progress.clone());
+            let req = self.request_for(endpoint, &hop, body.as_deref(), progress);
             let res = self.http.send(req).await.map_err(|e| {
                 let err = classify(name, e);
                 // After a redirect the server has acted on the first request: what fails
@@ -610,47 +606,54 @@ impl Client {
         }
     }
 
-    /// The surf request for one hop of an endpoint's call: the default headers, the
-    /// client's and the endpoint's own over them by name, and the body where it goes.
-    fn request_for(&self, endpoint: &Endpoint, hop: &Hop, body: Option<&[u8]>) -> Request {
-        let mut req = Request::new(hop.method, hop.url.clone());
+    /// The surf request for one hop of an endpoint's call, its bytes on the wire carried
+    /// with it: the default headers, the client's and the endpoint's own over them by
+    /// name, and the body where it goes.
+    fn request_for(
+        &self,
+        endpoint: &Endpoint,
+        hop: &Hop,
+        body: Option<&[u8]>,
+        progress: &Arc<Progress>,
+    ) -> Request {
         let layers = [self.default_headers.as_slice(), endpoint.headers()];
-        let set_by_caller = |name: &HeaderName| {
+        let set_by_caller = |name: &str| {
             layers
                 .iter()
                 .flat_map(|layer| layer.iter())
-                .any(|(n, _)| n.eq_ignore_ascii_case(name.as_str()))
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
         };
-        // The defaults by their constant names, which spare parsing a name per call.
         let accept_encoding = self.decompress.then_some(ACCEPT_ENCODING);
-        for (name, value) in [
-            (USER_AGENT, Some(DEFAULT_USER_AGENT)),
-            (ACCEPT, Some(endpoint.format().accept())),
-            (ACCEPT_ENCODING_NAME, accept_encoding),
-        ] {
-            if let (Some(value), false) = (value, set_by_caller(&name)) {
-                req.insert_header(name, value);
-            }
-        }
+        let defaults = [
+            ("user-agent", Some(DEFAULT_USER_AGENT)),
+            ("accept", Some(endpoint.format().accept())),
+            ("accept-encoding", accept_encoding),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?)))
+        .filter(|(name, _)| !set_by_caller(name));
         // The client's defaults, unless the endpoint sets the same name, then the
-        // endpoint's own.
+        // endpoint's own; credentials only while the redirects stay on the origin.
         let (client, own) = (layers[0], layers[1]);
         let fields = client
             .iter()
             .filter(|(name, _)| !own.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)))
-            .chain(own);
-        for (name, value) in fields {
-            if hop.with_credentials || !redirect::is_credential(name) {
-                // Names and values were checked when endpoint and client were built.
-                req.append_header(name.as_str(), value.as_str());
-            }
-        }
-        if let (Some(body), true) = (body, hop.with_body) {
-            // Before the body: a request without one would parse and set the body's own
-            // (`application/octet-stream`), only to be replaced.
-            req.insert_header(CONTENT_TYPE, endpoint.media_type());
-            req.set_body(Body::from_bytes(body.to_vec()));
-        }
+            .chain(own)
+            .filter(|(name, _)| hop.with_credentials || !redirect::is_credential(name))
+            .map(|(name, value)| (name.as_str(), value.as_str()));
+        let body = body.filter(|_| hop.with_body);
+        let content_type = body.map(|_| ("content-type", endpoint.media_type()));
+        let bytes = encode_request(
+            hop.method,
+            &hop.url,
+            defaults.chain(fields).chain(content_type),
+            body,
+        );
+        let mut req = Request::new(hop.method, hop.url.clone());
+        req.ext_mut().insert(Outgoing {
+            progress: progress.clone(),
+            bytes,
+        });
         req
     }
 }

@@ -22,7 +22,6 @@ mod tcp;
 mod tls;
 mod wire;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::io::AsyncWriteExt;
@@ -32,7 +31,7 @@ use surf::http::{Method, StatusCode};
 
 use crate::error::ErrorKind;
 use crate::headers::Headers;
-use crate::phase::{Phase, Progress};
+use crate::phase::Phase;
 use body::Framing;
 use conn::Conn;
 use decode::Decoder;
@@ -41,6 +40,7 @@ pub(crate) use error::{Replay, TransportError};
 pub(crate) use head::DEFAULT_MAX_HEAD_BYTES;
 use limit::LimitedBody;
 use pool::{Origin, Pool};
+pub(crate) use request::{encode as encode_request, Outgoing};
 pub(crate) use tls::Certificate;
 use tls::Tls;
 use wire::Wire;
@@ -141,13 +141,16 @@ impl Transport {
                 .ok_or_else(|| TransportError::connect(format!("url `{url}` has no port")))?,
         };
         let head_request = req.method() == Method::Head;
-        // The client always puts one in; a request from elsewhere gets its own.
-        let progress = req
-            .ext()
-            .get::<Arc<Progress>>()
-            .cloned()
-            .unwrap_or_else(|| Arc::new(Progress::since(std::time::Instant::now(), false)));
-        let encoded = request::encode(&mut req).await?;
+        let Outgoing {
+            progress,
+            bytes: encoded,
+        } = req.ext_mut().remove::<Outgoing>().ok_or_else(|| {
+            TransportError::new(
+                ErrorKind::InvalidEndpoint,
+                "the request came without its encoded form, which fanout's client gives \
+                 every request",
+            )
+        })?;
 
         let (mut conn, reused) = self.connection(&origin).await?;
         progress.enter(Phase::Waiting);

@@ -1,79 +1,88 @@
 //! Writing a request: head and body in one buffer, so they leave in one write.
 
-use http_client::Request;
-use surf::http::Method;
+use std::sync::Arc;
 
-use super::error::TransportError;
+use surf::http::{Method, Url};
 
-/// The request as bytes on the wire: the request line, `Host`, the caller's fields, a
-/// `Content-Length` whenever there is a body or the method expects one, and the body.
-/// Bodies are never sent chunked: every server reads a Content-Length.
-pub(crate) async fn encode(req: &mut Request) -> Result<Vec<u8>, TransportError> {
-    let url = req.url();
-    let mut head = String::with_capacity(256);
-    head.push_str(req.method().as_ref());
-    head.push(' ');
-    head.push_str(url.path());
+use crate::phase::Progress;
+
+/// A request as it goes on the wire, with the call's phase clock, carried past surf in
+/// the request's extensions. surf's request then holds only the method and URL: filling
+/// its header map (SipHash, two allocations a field) and reading its body back through
+/// `AsyncRead` cost more than the rest of building a call, measured (BENCHMARKS.md).
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    /// Tells a timeout which phase it cut short.
+    pub(crate) progress: Arc<Progress>,
+    /// The whole request, from [`encode`].
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// The request as bytes on the wire: the request line, `Host`, `fields` (names
+/// lower-cased, as HTTP/2 writes them and as http-types did), a `Content-Length`
+/// whenever there is a body or the method expects one, and the body. Bodies are never
+/// sent chunked: every server reads a Content-Length.
+pub(crate) fn encode<'a>(
+    method: Method,
+    url: &Url,
+    fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+    body: Option<&[u8]>,
+) -> Vec<u8> {
+    let body = body.unwrap_or_default();
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(method.as_ref().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(url.path().as_bytes());
     if let Some(query) = url.query() {
-        head.push('?');
-        head.push_str(query);
+        out.push(b'?');
+        out.extend_from_slice(query.as_bytes());
     }
-    head.push_str(" HTTP/1.1\r\nHost: ");
-    head.push_str(url.host_str().unwrap_or_default());
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(url.host_str().unwrap_or_default().as_bytes());
     if let Some(port) = url.port() {
-        head.push(':');
-        head.push_str(&port.to_string());
+        out.push(b':');
+        out.extend_from_slice(itoa::Buffer::new().format(port).as_bytes());
     }
-    head.push_str("\r\n");
-    for (name, values) in req.iter() {
-        for value in values.iter() {
-            head.push_str(name.as_str());
-            head.push_str(": ");
-            head.push_str(value.as_str());
-            head.push_str("\r\n");
-        }
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in fields {
+        out.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    // Taken after the fields are written: taking the body sets a content type of its own
-    // (and parses it: skipped when there is no body).
-    let body = if req.len() == Some(0) {
-        Vec::new()
-    } else {
-        req.take_body().into_bytes().await.map_err(|e| {
-            TransportError::new(
-                crate::error::ErrorKind::InvalidEndpoint,
-                format!("the request body could not be read ({e})"),
-            )
-        })?
-    };
-    let method = req.method();
     if !body.is_empty() || matches!(method, Method::Post | Method::Put | Method::Patch) {
-        head.push_str("Content-Length: ");
-        head.push_str(&body.len().to_string());
-        head.push_str("\r\n");
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    head.push_str("\r\n");
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(&body);
-    Ok(bytes)
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use surf::http::Url;
 
-    fn encoded(mut req: Request) -> String {
-        String::from_utf8(futures::executor::block_on(encode(&mut req)).unwrap()).unwrap()
+    fn encoded<'a>(
+        method: Method,
+        url: &str,
+        fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+        body: Option<&[u8]>,
+    ) -> String {
+        let url = Url::parse(url).unwrap();
+        String::from_utf8(encode(method, &url, fields, body)).unwrap()
     }
 
     #[test]
     fn a_post_carries_host_fields_length_and_body() {
-        let url = Url::parse("http://127.0.0.1:8080/api?x=1#frag").unwrap();
-        let mut req = Request::new(Method::Post, url);
-        req.set_body("{}");
-        req.insert_header("Content-Type", "application/json");
         assert_eq!(
-            encoded(req),
+            encoded(
+                Method::Post,
+                "http://127.0.0.1:8080/api?x=1#frag",
+                [("Content-Type", "application/json")],
+                Some(b"{}"),
+            ),
             "POST /api?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\ncontent-type: application/json\r\n\
              Content-Length: 2\r\n\r\n{}"
         );
@@ -81,7 +90,17 @@ mod tests {
 
     #[test]
     fn a_get_without_a_body_has_no_length_and_the_default_port_is_not_written() {
-        let req = Request::new(Method::Get, Url::parse("https://example.com/").unwrap());
-        assert_eq!(encoded(req), "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
+        assert_eq!(
+            encoded(Method::Get, "https://example.com/", [], None),
+            "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_post_without_a_body_says_its_length_is_zero() {
+        assert_eq!(
+            encoded(Method::Post, "http://h:1/", [], None),
+            "POST / HTTP/1.1\r\nHost: h:1\r\nContent-Length: 0\r\n\r\n"
+        );
     }
 }
