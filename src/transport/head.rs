@@ -147,9 +147,12 @@ fn parse_into<'b>(
     if status < 100 {
         return Err(httparse::Error::Status);
     }
-    let mut headers = Headers::default();
+    let (name_bytes, value_bytes) = reply.headers.iter().fold((0, 0), |(n, v), field| {
+        (n + field.name.len(), v + field.value.len())
+    });
+    let mut headers = Headers::with_capacity(reply.headers.len(), name_bytes, value_bytes);
     for field in reply.headers.iter() {
-        headers.push(field.name.to_owned(), field.value.to_owned());
+        headers.push(field.name, field.value);
     }
     Ok(Head {
         minor,

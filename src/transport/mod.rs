@@ -24,7 +24,6 @@ mod wire;
 
 use std::time::Duration;
 
-use futures::io::AsyncWriteExt;
 use http_client::{Error as HttpError, HttpClient, Request, Response};
 use surf::http::url::Host;
 use surf::http::{Method, StatusCode};
@@ -84,7 +83,7 @@ impl Transport {
 
     /// An idle connection to `origin` (`true`: reused), or a new one under the connect
     /// timeout.
-    async fn connection(&self, origin: &Origin) -> Result<(Conn, bool), TransportError> {
+    async fn connection(&self, origin: &Origin) -> Result<(Wire, bool), TransportError> {
         if let Some(conn) = self.pool.checkout(origin) {
             tracing::debug!("idle connection from the pool");
             return Ok((conn, true));
@@ -105,7 +104,7 @@ impl Transport {
                     Err(err)
                 }),
         };
-        Ok((opened?, false))
+        Ok((Wire::new(opened?), false))
     }
 
     /// A new connection to `origin`, with the TLS handshake done for https.
@@ -152,7 +151,7 @@ impl Transport {
             )
         })?;
 
-        let (mut conn, reused) = self.connection(&origin).await?;
+        let (mut wire, reused) = self.connection(&origin).await?;
         progress.enter(Phase::Waiting);
         // On a reused connection, a failure before any byte of reply is the server
         // having closed it while idle: say so, for the retry policy.
@@ -162,12 +161,11 @@ impl Transport {
             }
             err
         };
-        conn.write_all(&encoded)
+        wire.send(&encoded)
             .await
             .map_err(|e| stale(TransportError::io("while the request was sent", e)))?;
         tracing::debug!(bytes = encoded.len(), "request sent");
         drop(encoded);
-        let mut wire = Wire::new(conn);
         let head = head::read(&mut wire, self.settings.max_head_bytes)
             .await
             .map_err(|e| if wire.received_nothing() { stale(e) } else { e })?;
@@ -209,8 +207,8 @@ impl Transport {
             head.headers.remove("content-length");
         }
         if ended_cleanly && head.keeps_alive() {
-            if let Some(conn) = wire.into_idle() {
-                self.pool.checkin(origin, conn);
+            if let Some(idle) = wire.into_idle() {
+                self.pool.checkin(origin, idle);
             }
         }
         Ok(RawReply {

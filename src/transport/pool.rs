@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use surf::http::url::Host;
 
-use super::conn::Conn;
+use super::wire::Wire;
 
 /// Where a connection goes: scheme, host and port. Connections are only reused for the
 /// same origin.
@@ -38,7 +38,7 @@ struct Idle {
 
 #[derive(Debug)]
 struct Parked {
-    conn: Conn,
+    conn: Wire,
     since: Instant,
 }
 
@@ -53,16 +53,13 @@ impl Pool {
 
     /// An idle connection to `origin` that is still open, if there is one. The most
     /// recently used comes first: it is the least likely to have been closed by the server.
-    pub(crate) fn checkout(&self, origin: &Origin) -> Option<Conn> {
+    pub(crate) fn checkout(&self, origin: &Origin) -> Option<Wire> {
         loop {
             let idle = {
                 let mut idle = self.lock();
-                let conns = idle.by_origin.get_mut(origin)?;
-                let found = conns.pop_back();
-                if conns.is_empty() {
-                    idle.by_origin.remove(origin);
-                }
-                found?
+                // An origin left with none keeps its (empty) place until the next sweep:
+                // under a steady load its list empties and fills all the time.
+                idle.by_origin.get_mut(origin)?.pop_back()?
             };
             // Checked outside the lock; a stale connection is simply dropped (closed).
             if idle.since.elapsed() < self.idle_timeout && !idle.conn.is_stale() {
@@ -76,7 +73,7 @@ impl Pool {
     /// background (the pool must work under any executor), so this is also where
     /// expired connections are closed: this origin's at every check-in, all origins'
     /// at most once per idle timeout (as ureq's pool does on each use).
-    pub(crate) fn checkin(&self, origin: Origin, conn: Conn) {
+    pub(crate) fn checkin(&self, origin: Origin, conn: Wire) {
         if self.idle_timeout.is_zero() || self.max_per_origin == 0 {
             return;
         }
@@ -119,15 +116,16 @@ impl Pool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::conn::Tcp;
+    use super::super::conn::{Conn, Tcp};
     use super::*;
     use async_io::Async;
 
     /// A real loopback connection: the pool checks idle ones with a peek.
-    fn loopback(listener: &std::net::TcpListener) -> (Conn, std::net::TcpStream) {
+    fn loopback(listener: &std::net::TcpListener) -> (Wire, std::net::TcpStream) {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
-        (Conn::Plain(Tcp::new(Async::new(client).unwrap())), server)
+        let conn = Conn::Plain(Tcp::new(Async::new(client).unwrap()));
+        (Wire::new(conn), server)
     }
 
     fn origin(port: u16) -> Origin {

@@ -45,7 +45,9 @@ pub(crate) fn encode<'a>(
     }
     out.extend_from_slice(b"\r\n");
     for (name, value) in fields {
-        out.extend(name.bytes().map(|b| b.to_ascii_lowercase()));
+        let at = out.len();
+        out.extend_from_slice(name.as_bytes());
+        out[at..].make_ascii_lowercase();
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");

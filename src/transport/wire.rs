@@ -1,7 +1,8 @@
-//! The read side of a connection during one reply: a buffer over the socket that the
-//! head parser and the body framing take bytes from.
+//! A connection with its read buffer, which the head parser and the body framing take
+//! bytes from. The pool keeps the two together, so a reused connection reads into the
+//! buffer it already has.
 
-use futures::io::AsyncReadExt;
+use futures::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::conn::Conn;
 use super::error::TransportError;
@@ -46,6 +47,11 @@ impl Wire {
             since_yield: 0,
             received: 0,
         }
+    }
+
+    /// Writes all of `bytes` to the connection.
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.conn.write_all(bytes).await
     }
 
     /// The bytes read but not yet used.
@@ -106,9 +112,27 @@ impl Wire {
         self.received == 0
     }
 
-    /// The connection, for the pool, once the reply is whole. `None` when bytes the
-    /// server sent past the reply are waiting: they would be read as the next reply.
-    pub(crate) fn into_idle(self) -> Option<Conn> {
-        self.buffered().is_empty().then_some(self.conn)
+    /// The connection, for the pool, once the reply is whole: `None` when bytes the
+    /// server sent past the reply are waiting (they would be read as the next reply).
+    /// Its buffer goes along, emptied, unless a large reply grew it: an idle connection
+    /// holds no more than a first read's room.
+    pub(crate) fn into_idle(mut self) -> Option<Wire> {
+        if !self.buffered().is_empty() {
+            return None;
+        }
+        if self.buf.capacity() > FIRST_READ {
+            self.buf = Vec::new();
+        }
+        self.buf.clear();
+        self.start = 0;
+        self.read_size = FIRST_READ;
+        self.since_yield = 0;
+        self.received = 0;
+        Some(self)
+    }
+
+    /// Whether an idle connection can no longer carry a request (see [`Conn::is_stale`]).
+    pub(crate) fn is_stale(&self) -> bool {
+        self.conn.is_stale()
     }
 }
