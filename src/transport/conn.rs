@@ -63,6 +63,17 @@ impl Conn {
         Conn::Tls(Arc::new(Mutex::new(stream)))
     }
 
+    /// Waits until the socket has something to read (or was closed), reading nothing.
+    /// A reply is never there the moment its request has left: reading at once would
+    /// only fail with "would block" (a system call) before the same wait.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        match self {
+            Conn::Plain(Tcp(tcp)) => tcp.readable().await,
+            // rustls may hold decrypted bytes already, which only a read finds.
+            Conn::Tls(_) => Ok(()),
+        }
+    }
+
     /// Whether an idle connection can no longer carry a request: the server closed it,
     /// or sent something unasked. Checks without waiting.
     pub(crate) fn is_stale(&self) -> bool {

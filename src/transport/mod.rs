@@ -166,6 +166,9 @@ impl Transport {
             .map_err(|e| stale(TransportError::io("while the request was sent", e)))?;
         tracing::debug!(bytes = encoded.len(), "request sent");
         drop(encoded);
+        wire.readable()
+            .await
+            .map_err(|e| stale(TransportError::io("while the reply was awaited", e)))?;
         let head = head::read(&mut wire, self.settings.max_head_bytes)
             .await
             .map_err(|e| if wire.received_nothing() { stale(e) } else { e })?;

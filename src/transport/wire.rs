@@ -54,6 +54,11 @@ impl Wire {
         self.conn.write_all(bytes).await
     }
 
+    /// Waits until the connection has something to read (see [`Conn::readable`]).
+    pub(crate) async fn readable(&self) -> std::io::Result<()> {
+        self.conn.readable().await
+    }
+
     /// The bytes read but not yet used.
     pub(crate) fn buffered(&self) -> &[u8] {
         &self.buf[self.start..]
