@@ -356,7 +356,9 @@ impl Controls {
                 .instrument(span)
                 .await
         } else {
-            let stopping = self.stopping();
+            // Boxed: inline, the stop signal and deadline timer made each call's future
+            // over 1 KiB, past glibc's per-thread cache (see `Client::exchange`).
+            let stopping = Box::pin(self.stopping());
             client
                 .call_until(endpoint, batch, stopping)
                 .instrument(span)

@@ -66,6 +66,24 @@ impl Headers {
         self.ends.push((self.names.len(), self.values.len()));
     }
 
+    /// The `i`th field's name.
+    fn name(&self, i: usize) -> &str {
+        let start = i.checked_sub(1).map_or(0, |before| self.ends[before].0);
+        &self.names[start..self.ends[i].0]
+    }
+
+    /// The `i`th field's value.
+    fn value(&self, i: usize) -> &[u8] {
+        let start = i.checked_sub(1).map_or(0, |before| self.ends[before].1);
+        &self.values[start..self.ends[i].1]
+    }
+
+    /// The positions of the fields called `name` (any case), in order: names alone are
+    /// compared, no value is sliced until one matches.
+    fn find<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {
+        (0..self.ends.len()).filter(move |&i| self.name(i).eq_ignore_ascii_case(name))
+    }
+
     /// Removes every field called `name`.
     pub(crate) fn remove(&mut self, name: &str) {
         if self.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
@@ -95,9 +113,7 @@ impl Headers {
     /// assert_eq!(headers.get_bytes("X-NAME"), Some(&b"caf\xe9"[..]));
     /// ```
     pub fn get_bytes(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.find(name).next().map(|i| self.value(i))
     }
 
     /// Every value of the field `name` (any case), in order.
@@ -110,9 +126,7 @@ impl Headers {
     /// assert_eq!(cookies, [&b"a=1"[..], &b"b=2"[..]]);
     /// ```
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.find(name).map(|i| self.value(i))
     }
 
     /// Whether the comma-separated values of field `name` list `token` (any case), as
@@ -133,15 +147,7 @@ impl Headers {
     /// assert_eq!(fields, [("Server", &b"nginx"[..]), ("Vary", &b"Accept"[..])]);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        let starts = std::iter::once((0, 0)).chain(self.ends.iter().copied());
-        starts
-            .zip(&self.ends)
-            .map(|((name_start, value_start), &(name_end, value_end))| {
-                (
-                    &self.names[name_start..name_end],
-                    &self.values[value_start..value_end],
-                )
-            })
+        (0..self.ends.len()).map(|i| (self.name(i), self.value(i)))
     }
 
     /// How many fields there are, a repeated name counted each time.

@@ -22,8 +22,11 @@ mod tcp;
 mod tls;
 mod wire;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
+use futures::future::{self, Either, FutureExt};
 use http_client::{Error as HttpError, HttpClient, Request, Response};
 use surf::http::url::Host;
 use surf::http::{Method, StatusCode};
@@ -126,8 +129,11 @@ impl Transport {
         Ok(Conn::tls(tls))
     }
 
-    /// One request and its whole reply.
-    async fn exchange(&self, mut req: Request) -> Result<RawReply, TransportError> {
+    /// What of surf's request is needed to send it: where it goes, whether it is a
+    /// HEAD, and its bytes. Taken apart before the exchange's future is made, which
+    /// would otherwise carry the 400-byte `Request` for the whole call.
+    fn take_apart(req: Request) -> Result<(Origin, bool, Outgoing), TransportError> {
+        let mut req = req;
         let url = req.url();
         let origin = Origin {
             tls: url.scheme() == "https",
@@ -140,17 +146,27 @@ impl Transport {
                 .ok_or_else(|| TransportError::connect(format!("url `{url}` has no port")))?,
         };
         let head_request = req.method() == Method::Head;
-        let Outgoing {
-            progress,
-            bytes: encoded,
-        } = req.ext_mut().remove::<Outgoing>().ok_or_else(|| {
+        let outgoing = req.ext_mut().remove::<Outgoing>().ok_or_else(|| {
             TransportError::new(
                 ErrorKind::InvalidEndpoint,
                 "the request came without its encoded form, which fanout's client gives \
                  every request",
             )
         })?;
+        Ok((origin, head_request, outgoing))
+    }
 
+    /// One request and its whole reply.
+    async fn exchange(
+        &self,
+        origin: Origin,
+        head_request: bool,
+        outgoing: Outgoing,
+    ) -> Result<RawReply, TransportError> {
+        let Outgoing {
+            progress,
+            bytes: encoded,
+        } = outgoing;
         let (mut wire, reused) = self.connection(&origin).await?;
         progress.enter(Phase::Waiting);
         // On a reused connection, a failure before any byte of reply is the server
@@ -175,7 +191,7 @@ impl Transport {
         progress.enter(Phase::ReadingBody);
         let status = head.status;
         tracing::debug!(status, "reply head received");
-        self.read_body(origin, wire, head, head_request)
+        self.read_body(&origin, wire, head, head_request)
             .await
             .map_err(|e| e.at_status(status))
     }
@@ -184,7 +200,7 @@ impl Transport {
     /// when the reply ended where its framing said and the server keeps it open.
     async fn read_body(
         &self,
-        origin: Origin,
+        origin: &Origin,
         mut wire: Wire,
         mut head: head::Head,
         head_request: bool,
@@ -222,18 +238,36 @@ impl Transport {
     }
 }
 
-#[http_client::async_trait]
+// Written out rather than with `#[async_trait]`, whose future would hold the request
+// it is given for the whole call: it is taken apart first (`take_apart`).
 impl HttpClient for Transport {
-    async fn send(&self, req: Request) -> Result<Response, HttpError> {
-        let raw = self.exchange(req).await?;
-        // http-types knows only the registered codes; the real one travels in `RawReply`,
-        // and the client reads nothing else.
-        let known = StatusCode::try_from(raw.status)
-            .or_else(|_| StatusCode::try_from(raw.status / 100 * 100))
-            .unwrap_or(StatusCode::InternalServerError);
-        let mut res = Response::new(known);
-        res.ext_mut().insert(raw);
-        Ok(res)
+    fn send<'life0, 'async_trait>(
+        &'life0 self,
+        req: Request,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, HttpError>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        let exchange = match Transport::take_apart(req) {
+            Ok((origin, head_request, outgoing)) => {
+                Either::Left(self.exchange(origin, head_request, outgoing))
+            }
+            Err(err) => Either::Right(future::ready(Err(err))),
+        };
+        // A combinator, not an `async` block: the block would hold `exchange` twice
+        // (captured, and again while awaited).
+        Box::pin(exchange.map(|raw| {
+            let raw = raw?;
+            // http-types knows only the registered codes; the real one travels in
+            // `RawReply`, and the client reads nothing else.
+            let known = StatusCode::try_from(raw.status)
+                .or_else(|_| StatusCode::try_from(raw.status / 100 * 100))
+                .unwrap_or(StatusCode::InternalServerError);
+            let mut res = Response::new(known);
+            res.ext_mut().insert(raw);
+            Ok(res)
+        }))
     }
 }
 

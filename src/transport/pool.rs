@@ -73,7 +73,7 @@ impl Pool {
     /// background (the pool must work under any executor), so this is also where
     /// expired connections are closed: this origin's at every check-in, all origins'
     /// at most once per idle timeout (as ureq's pool does on each use).
-    pub(crate) fn checkin(&self, origin: Origin, conn: Wire) {
+    pub(crate) fn checkin(&self, origin: &Origin, conn: Wire) {
         if self.idle_timeout.is_zero() || self.max_per_origin == 0 {
             return;
         }
@@ -90,13 +90,24 @@ impl Pool {
             });
             idle.swept = Some(now);
         }
-        let conns = idle.by_origin.entry(origin).or_default();
-        while conns.front().is_some_and(|oldest| !fresh(oldest))
-            || conns.len() >= self.max_per_origin
-        {
-            conns.pop_front();
+        let park = |conns: &mut VecDeque<Parked>| {
+            while conns.front().is_some_and(|oldest| !fresh(oldest))
+                || conns.len() >= self.max_per_origin
+            {
+                conns.pop_front();
+            }
+            conns.push_back(Parked { conn, since: now });
+        };
+        // Looked up before inserting: the origin is nearly always there already, and
+        // `entry` would need an owned key (its host name copied) at every check-in.
+        match idle.by_origin.get_mut(origin) {
+            Some(conns) => park(conns),
+            None => {
+                let mut conns = VecDeque::new();
+                park(&mut conns);
+                idle.by_origin.insert(origin.clone(), conns);
+            }
         }
-        conns.push_back(Parked { conn, since: now });
     }
 
     /// How many idle connections are kept, over all origins.
@@ -144,7 +155,7 @@ mod tests {
         for port in [1, 1, 1, 2] {
             let (conn, server) = loopback(&listener);
             servers.push(server);
-            pool.checkin(origin(port), conn);
+            pool.checkin(&origin(port), conn);
         }
         assert_eq!(pool.idle_count(), 3);
         assert!(pool.checkout(&origin(1)).is_some());
@@ -157,7 +168,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let pool = Pool::new(Duration::from_secs(60), 4);
         let (conn, server) = loopback(&listener);
-        pool.checkin(origin(1), conn);
+        pool.checkin(&origin(1), conn);
         drop(server);
         std::thread::sleep(Duration::from_millis(50));
         assert!(pool.checkout(&origin(1)).is_none());
@@ -168,10 +179,10 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let pool = Pool::new(Duration::from_millis(20), 4);
         let (a, _server_a) = loopback(&listener);
-        pool.checkin(origin(1), a);
+        pool.checkin(&origin(1), a);
         std::thread::sleep(Duration::from_millis(40));
         let (b, _server_b) = loopback(&listener);
-        pool.checkin(origin(2), b);
+        pool.checkin(&origin(2), b);
         assert_eq!(pool.idle_count(), 1);
     }
 }
