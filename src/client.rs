@@ -105,6 +105,10 @@ pub struct Client {
     /// The headers every request starts from, before the endpoint's own.
     default_headers: Arc<Vec<(String, String)>>,
     decompress: bool,
+    /// What each request is cloned from: `Request::new` makes a trailers channel (an
+    /// aligned allocation, 600 instructions in callgrind) that nothing here uses, and a
+    /// clone makes none.
+    blank_request: Arc<Request>,
 }
 
 impl fmt::Debug for Client {
@@ -653,7 +657,9 @@ impl Client {
             defaults.chain(fields).chain(content_type),
             body,
         );
-        let mut req = Request::new(hop.method, hop.url.clone());
+        let mut req = Request::clone(&self.blank_request);
+        req.set_method(hop.method);
+        *req.url_mut() = hop.url.clone();
         req.ext_mut().insert(Outgoing {
             progress: progress.clone(),
             bytes,
@@ -1108,6 +1114,10 @@ impl ClientBuilder {
             redirects: self.redirects,
             default_headers: Arc::new(self.default_headers),
             decompress,
+            blank_request: Arc::new(Request::new(
+                surf::http::Method::Get,
+                Url::parse("http://localhost/").expect("a valid URL"),
+            )),
         }
     }
 }

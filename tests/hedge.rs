@@ -246,7 +246,9 @@ fn the_summary_counts_hedged_calls_and_the_hedges_that_won() {
 #[test]
 fn a_healthy_spell_banks_no_burst_of_hedges() {
     let server = SlowFirstServer::start(Duration::from_secs(2));
-    let client = hedging(HedgePolicy::after(Duration::from_millis(50)));
+    // The delay leaves a loaded machine time to send every first copy (each deposits
+    // its share) before the first hedge draws on the bank.
+    let client = hedging(HedgePolicy::after(Duration::from_millis(500)));
     // 300 prompt calls earn 15 hedges at 5%, but the bank holds 10 at most.
     let fast: Vec<_> = (0..300)
         .map(|i| Endpoint::get(format!("fast_{i}"), server.url("/fast")))

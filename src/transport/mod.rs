@@ -73,6 +73,10 @@ pub(crate) struct Transport {
     pool: Pool,
     tls: Tls,
     settings: Settings,
+    /// What each reply is cloned from: `Response::new` makes two channels (trailers,
+    /// upgrades), each an aligned allocation (600 instructions apiece in callgrind); a
+    /// clone shares them, and nothing here sends trailers or upgrades.
+    blank_reply: Response,
 }
 
 impl Transport {
@@ -81,6 +85,7 @@ impl Transport {
             pool: Pool::new(settings.idle_timeout, settings.max_idle_per_origin),
             tls: Tls::new(extra_roots),
             settings,
+            blank_reply: Response::new(StatusCode::Ok),
         }
     }
 
@@ -264,7 +269,8 @@ impl HttpClient for Transport {
             let known = StatusCode::try_from(raw.status)
                 .or_else(|_| StatusCode::try_from(raw.status / 100 * 100))
                 .unwrap_or(StatusCode::InternalServerError);
-            let mut res = Response::new(known);
+            let mut res = self.blank_reply.clone();
+            res.set_status(known);
             res.ext_mut().insert(raw);
             Ok(res)
         }))
