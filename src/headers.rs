@@ -81,7 +81,16 @@ impl Headers {
     /// The positions of the fields called `name` (any case), in order: names alone are
     /// compared, no value is sliced until one matches.
     fn find<'a>(&'a self, name: &'a str) -> impl Iterator<Item = usize> + 'a {
-        (0..self.ends.len()).filter(move |&i| self.name(i).eq_ignore_ascii_case(name))
+        let names = self.names.as_bytes();
+        let mut start = 0;
+        self.ends
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, &(end, _))| {
+                let this = &names[start..end];
+                start = end;
+                this.eq_ignore_ascii_case(name.as_bytes()).then_some(i)
+            })
     }
 
     /// Removes every field called `name`.

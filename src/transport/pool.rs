@@ -2,7 +2,7 @@
 //! reply was read to the end, at most a few per origin are kept, and none past its idle
 //! timeout.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,9 @@ pub(crate) struct Pool {
 
 #[derive(Debug, Default)]
 struct Idle {
-    by_origin: HashMap<Origin, VecDeque<Parked>>,
+    /// foldhash (seeded at random per map), not SipHash: the map is looked up twice
+    /// per call.
+    by_origin: foldhash::HashMap<Origin, VecDeque<Parked>>,
     /// When every origin was last swept of expired connections.
     swept: Option<Instant>,
 }
