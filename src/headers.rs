@@ -254,6 +254,18 @@ mod tests {
     }
 
     #[test]
+    fn removing_a_name_keeps_the_other_fields_in_order() {
+        let mut headers =
+            Headers::from_pairs([("A", "1"), ("Content-Encoding", "gzip"), ("b", "2")]);
+        headers.remove("content-encoding");
+        let fields: Vec<_> = headers.iter().collect();
+        assert_eq!(fields, [("A", &b"1"[..]), ("b", &b"2"[..])]);
+        assert_eq!(headers, Headers::from_pairs([("A", "1"), ("b", "2")]));
+        headers.remove("missing");
+        assert_eq!(headers.len(), 2);
+    }
+
+    #[test]
     fn bytes_that_are_not_utf8_read_lossily() {
         let headers = Headers::from_pairs([("x-name", &b"caf\xe9"[..])]);
         assert_eq!(headers.get("x-name").as_deref(), Some("caf\u{fffd}"));

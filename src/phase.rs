@@ -190,8 +190,8 @@ impl Timeline {
 }
 
 /// The phase a call is in, shared between the client (which reads it when a timeout
-/// fires) and the transport (which moves it along; the client puts one in each
-/// request's extensions), with the marks of its timeline.
+/// fires) and the transport (which moves it along; it comes with each request's
+/// `Outgoing`), with the marks of its timeline.
 #[derive(Debug)]
 pub(crate) struct Progress {
     phase: AtomicU8,

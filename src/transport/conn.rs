@@ -49,7 +49,8 @@ impl AsyncWrite for Tcp {
     }
 }
 
-/// A connection: one request uses it at a time, and the pool keeps it in between.
+/// A connection: one request uses it at a time, and the pool keeps it (with its read
+/// buffer, as a [`Wire`](super::wire::Wire)) in between.
 #[derive(Debug)]
 pub(crate) enum Conn {
     Plain(Tcp),
@@ -64,8 +65,9 @@ impl Conn {
     }
 
     /// Waits until the socket has something to read (or was closed), reading nothing.
-    /// A reply is never there the moment its request has left: reading at once would
-    /// only fail with "would block" (a system call) before the same wait.
+    /// At full speed a reply is almost never there the moment its request has left:
+    /// reading at once would fail with "would block" (a system call) before the same
+    /// wait.
     pub(crate) async fn readable(&self) -> io::Result<()> {
         match self {
             Conn::Plain(Tcp(tcp)) => tcp.readable().await,

@@ -42,7 +42,7 @@ pub(crate) use error::{Replay, TransportError};
 pub(crate) use head::DEFAULT_MAX_HEAD_BYTES;
 use limit::LimitedBody;
 use pool::{Origin, Pool};
-pub(crate) use request::{encode as encode_request, Outgoing};
+pub(crate) use request::{encode, Outgoing};
 pub(crate) use tls::Certificate;
 use tls::Tls;
 use wire::Wire;
@@ -65,6 +65,15 @@ pub(crate) struct RawReply {
     pub(crate) status: u16,
     pub(crate) headers: Headers,
     pub(crate) body: Vec<u8>,
+}
+
+/// What the transport needs of a request: where it goes, whether it is a HEAD (whose
+/// reply has no body), and its bytes with the call's phase clock.
+#[derive(Debug)]
+struct ToSend {
+    origin: Origin,
+    head_request: bool,
+    outgoing: Outgoing,
 }
 
 /// The `http_client::HttpClient` that surf sends through.
@@ -134,11 +143,10 @@ impl Transport {
         Ok(Conn::tls(tls))
     }
 
-    /// What of surf's request is needed to send it: where it goes, whether it is a
-    /// HEAD, and its bytes. Taken apart before the exchange's future is made, which
-    /// would otherwise carry the 400-byte `Request` for the whole call.
-    fn take_apart(req: Request) -> Result<(Origin, bool, Outgoing), TransportError> {
-        let mut req = req;
+    /// What of surf's request is needed to send it. Taken out before the exchange's
+    /// future is made, which would otherwise carry the 400-byte `Request` for the
+    /// whole call.
+    fn to_send(mut req: Request) -> Result<ToSend, TransportError> {
         let url = req.url();
         let origin = Origin {
             tls: url.scheme() == "https",
@@ -152,26 +160,31 @@ impl Transport {
         };
         let head_request = req.method() == Method::Head;
         let outgoing = req.ext_mut().remove::<Outgoing>().ok_or_else(|| {
-            TransportError::new(
-                ErrorKind::InvalidEndpoint,
+            let mut err = TransportError::protocol(
                 "the request came without its encoded form, which fanout's client gives \
                  every request",
-            )
+            );
+            err.replay = Replay::NotSent;
+            err
         })?;
-        Ok((origin, head_request, outgoing))
+        Ok(ToSend {
+            origin,
+            head_request,
+            outgoing,
+        })
     }
 
     /// One request and its whole reply.
-    async fn exchange(
-        &self,
-        origin: Origin,
-        head_request: bool,
-        outgoing: Outgoing,
-    ) -> Result<RawReply, TransportError> {
-        let Outgoing {
-            progress,
-            bytes: encoded,
-        } = outgoing;
+    async fn exchange(&self, to_send: ToSend) -> Result<RawReply, TransportError> {
+        let ToSend {
+            origin,
+            head_request,
+            outgoing:
+                Outgoing {
+                    progress,
+                    bytes: encoded,
+                },
+        } = to_send;
         let (mut wire, reused) = self.connection(&origin).await?;
         progress.enter(Phase::Waiting);
         // On a reused connection, a failure before any byte of reply is the server
@@ -244,20 +257,18 @@ impl Transport {
 }
 
 // Written out rather than with `#[async_trait]`, whose future would hold the request
-// it is given for the whole call: it is taken apart first (`take_apart`).
+// it is given for the whole call: what is needed of it is taken out first (`to_send`).
 impl HttpClient for Transport {
-    fn send<'life0, 'async_trait>(
-        &'life0 self,
+    fn send<'transport, 'call>(
+        &'transport self,
         req: Request,
-    ) -> Pin<Box<dyn Future<Output = Result<Response, HttpError>> + Send + 'async_trait>>
+    ) -> Pin<Box<dyn Future<Output = Result<Response, HttpError>> + Send + 'call>>
     where
-        'life0: 'async_trait,
-        Self: 'async_trait,
+        'transport: 'call,
+        Self: 'call,
     {
-        let exchange = match Transport::take_apart(req) {
-            Ok((origin, head_request, outgoing)) => {
-                Either::Left(self.exchange(origin, head_request, outgoing))
-            }
+        let exchange = match Transport::to_send(req) {
+            Ok(to_send) => Either::Left(self.exchange(to_send)),
             Err(err) => Either::Right(future::ready(Err(err))),
         };
         // A combinator, not an `async` block: the block would hold `exchange` twice

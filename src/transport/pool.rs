@@ -40,7 +40,7 @@ struct Idle {
 
 #[derive(Debug)]
 struct Parked {
-    conn: Wire,
+    wire: Wire,
     since: Instant,
 }
 
@@ -64,18 +64,18 @@ impl Pool {
                 idle.by_origin.get_mut(origin)?.pop_back()?
             };
             // Checked outside the lock; a stale connection is simply dropped (closed).
-            if idle.since.elapsed() < self.idle_timeout && !idle.conn.is_stale() {
-                return Some(idle.conn);
+            if idle.since.elapsed() < self.idle_timeout && !idle.wire.is_stale() {
+                return Some(idle.wire);
             }
         }
     }
 
-    /// Keeps `conn` for the next call to `origin`; the oldest idle connection to that
+    /// Keeps `wire` for the next call to `origin`; the oldest idle connection to that
     /// origin is closed when it already has its share. There is no task to sweep in the
     /// background (the pool must work under any executor), so this is also where
     /// expired connections are closed: this origin's at every check-in, all origins'
     /// at most once per idle timeout (as ureq's pool does on each use).
-    pub(crate) fn checkin(&self, origin: &Origin, conn: Wire) {
+    pub(crate) fn checkin(&self, origin: &Origin, wire: Wire) {
         if self.idle_timeout.is_zero() || self.max_per_origin == 0 {
             return;
         }
@@ -98,7 +98,7 @@ impl Pool {
             {
                 conns.pop_front();
             }
-            conns.push_back(Parked { conn, since: now });
+            conns.push_back(Parked { wire, since: now });
         };
         // Looked up before inserting: the origin is nearly always there already, and
         // `entry` would need an owned key (its host name copied) at every check-in.
