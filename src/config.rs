@@ -337,7 +337,8 @@ impl Place {
         let position = format!(" at line {} column {}", e.line(), e.column());
         let message = message.strip_suffix(&position).unwrap_or(&message);
         if e.classify() == Category::Data {
-            return self.error(source_name, in_our_words(message));
+            // Our own words: every value is read by a visitor of ours (`wrong_type`).
+            return self.error(source_name, message);
         }
         self.field = None;
         if self.line.is_none() {
@@ -352,50 +353,34 @@ impl Place {
     }
 }
 
-/// serde words a type error `invalid type: string "soon", expected seconds as a number`;
-/// ours read `expected seconds as a number, found string "soon"`, with JSON's names for
-/// JSON's types. (The field is named before the message, so a repeated one is just
-/// `given twice`.)
-fn in_our_words(message: &str) -> String {
-    if message.starts_with("duplicate field `") {
-        return "given twice".to_owned();
-    }
-    let Some((found, expected)) = message
-        .strip_prefix("invalid type: ")
-        .or_else(|| message.strip_prefix("invalid value: "))
-        .and_then(|rest| rest.rsplit_once(", expected "))
-    else {
-        return message.to_owned();
-    };
-    let found = match found {
-        "unit value" => "null",
-        "sequence" => "an array",
-        "map" => "an object",
-        other => other,
-    };
-    format!("expected {expected}, found {found}")
-}
-
 /// One endpoint's fields as written. All are optional to serde: which ones are required
 /// depends on whether `url` is given, and [`Fields::into_endpoint`] says.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Fields {
+    #[serde(default, deserialize_with = "text")]
     protocol: Option<String>,
+    #[serde(default, deserialize_with = "text")]
     host: Option<String>,
     port: Option<Port>,
+    #[serde(default, deserialize_with = "text")]
     route: Option<String>,
+    #[serde(default, deserialize_with = "text")]
     url: Option<String>,
+    #[serde(default, deserialize_with = "text")]
     method: Option<String>,
+    #[serde(default, deserialize_with = "text")]
     content_type: Option<String>,
     time_out: Option<Seconds>,
     /// `null` is data too: the original client sends `json.dumps(None)`.
     #[serde(default, deserialize_with = "present")]
     data: Option<Value>,
+    #[serde(default, deserialize_with = "text")]
     text: Option<String>,
     headers: Option<Headers>,
     #[serde(default, deserialize_with = "body_format")]
     expect: Option<BodyFormat>,
+    #[serde(default, deserialize_with = "flag")]
     idempotent: Option<bool>,
 }
 
@@ -517,6 +502,151 @@ fn url_from_parts(
     (url, problem)
 }
 
+/// A value of another type than `expected`, in our words and in JSON's names for JSON's
+/// types: `expected seconds as a number, found string "soon"`. Every visitor here takes
+/// its value through `deserialize_any` and refuses the types it does not read with this,
+/// so no message of serde's has to be reworded.
+fn wrong_type<E: de::Error>(found: Unexpected<'_>, expected: &dyn de::Expected) -> E {
+    let found = match found {
+        Unexpected::Unit | Unexpected::Option => "null".to_owned(),
+        Unexpected::Seq => "an array".to_owned(),
+        Unexpected::Map => "an object".to_owned(),
+        // As JSON writes it: serde would spell 1e300 out in full.
+        Unexpected::Float(number) => format!("floating point `{number:?}`"),
+        other => other.to_string(),
+    };
+    E::custom(format_args!("expected {expected}, found {found}"))
+}
+
+/// A visitor's `visit_*` methods for the JSON types it does not read, each refusing its
+/// value with [`wrong_type`].
+macro_rules! refuse {
+    ($($kind:ident),*) => { $(refuse!(@ $kind);)* };
+    (@ bool) => {
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Err(wrong_type(Unexpected::Bool(v), &self))
+        }
+    };
+    (@ i64) => {
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Err(wrong_type(Unexpected::Signed(v), &self))
+        }
+    };
+    (@ u64) => {
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Err(wrong_type(Unexpected::Unsigned(v), &self))
+        }
+    };
+    (@ f64) => {
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Err(wrong_type(Unexpected::Float(v), &self))
+        }
+    };
+    (@ str) => {
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Err(wrong_type(Unexpected::Str(v), &self))
+        }
+    };
+    (@ unit) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Err(wrong_type(Unexpected::Unit, &self))
+        }
+    };
+    (@ seq) => {
+        fn visit_seq<S: de::SeqAccess<'de>>(self, _: S) -> Result<Self::Value, S::Error> {
+            Err(wrong_type(Unexpected::Seq, &self))
+        }
+    };
+    (@ map) => {
+        fn visit_map<M: MapAccess<'de>>(self, _: M) -> Result<Self::Value, M::Error> {
+            Err(wrong_type(Unexpected::Map, &self))
+        }
+    };
+}
+
+/// A string field.
+struct Text;
+
+impl<'de> DeserializeSeed<'de> for Text {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Text {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<String, E> {
+        Ok(value.to_owned())
+    }
+
+    refuse!(bool, i64, u64, f64, unit, seq, map);
+}
+
+/// A true-or-false field.
+struct Flag;
+
+impl<'de> DeserializeSeed<'de> for Flag {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Flag {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a boolean")
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<bool, E> {
+        Ok(value)
+    }
+
+    refuse!(i64, u64, f64, str, unit, seq, map);
+}
+
+/// A field that `null` leaves out, as if it were not given, read by the seed otherwise.
+struct Optional<S>(S);
+
+impl<'de, S: DeserializeSeed<'de>> Visitor<'de> for Optional<S> {
+    type Value = Option<S::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a value or null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        self.0.deserialize(deserializer).map(Some)
+    }
+}
+
+/// A string field, `null` counting as not given.
+fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    deserializer.deserialize_option(Optional(Text))
+}
+
+/// A true-or-false field, `null` counting as not given.
+fn flag<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    deserializer.deserialize_option(Optional(Flag))
+}
+
 /// `port`: a whole number, or the digits of one as the original client writes it. Its
 /// range is the URL's business, so 70000 loads and makes the endpoint invalid.
 struct Port(String);
@@ -525,7 +655,7 @@ impl<'de> Deserialize<'de> for Port {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct PortVisitor;
 
-        impl Visitor<'_> for PortVisitor {
+        impl<'de> Visitor<'de> for PortVisitor {
             type Value = Port;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -540,9 +670,11 @@ impl<'de> Deserialize<'de> for Port {
                 if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
                     Ok(Port(port.to_owned()))
                 } else {
-                    Err(E::invalid_value(Unexpected::Str(port), &self))
+                    Err(wrong_type(Unexpected::Str(port), &self))
                 }
             }
+
+            refuse!(bool, i64, f64, unit, seq, map);
         }
 
         deserializer.deserialize_any(PortVisitor)
@@ -557,7 +689,7 @@ impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct SecondsVisitor;
 
-        impl Visitor<'_> for SecondsVisitor {
+        impl<'de> Visitor<'de> for SecondsVisitor {
             type Value = Seconds;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -582,9 +714,11 @@ impl<'de> Deserialize<'de> for Seconds {
                 // serde_json calls this for negative numbers only.
                 self.visit_f64(seconds as f64)
             }
+
+            refuse!(bool, str, unit, seq, map);
         }
 
-        deserializer.deserialize_f64(SecondsVisitor)
+        deserializer.deserialize_any(SecondsVisitor)
     }
 }
 
@@ -611,9 +745,11 @@ impl<'de> Deserialize<'de> for Headers {
                 }
                 Ok(Headers(headers))
             }
+
+            refuse!(bool, i64, u64, f64, str, unit, seq);
         }
 
-        deserializer.deserialize_map(HeadersVisitor)
+        deserializer.deserialize_any(HeadersVisitor)
     }
 }
 
@@ -624,11 +760,11 @@ impl<'de> DeserializeSeed<'de> for HeaderValue<'_> {
     type Value = String;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
-        deserializer.deserialize_string(self)
+        deserializer.deserialize_any(self)
     }
 }
 
-impl Visitor<'_> for HeaderValue<'_> {
+impl<'de> Visitor<'de> for HeaderValue<'_> {
     type Value = String;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -638,6 +774,8 @@ impl Visitor<'_> for HeaderValue<'_> {
     fn visit_str<E: de::Error>(self, value: &str) -> Result<String, E> {
         Ok(value.to_owned())
     }
+
+    refuse!(bool, i64, u64, f64, unit, seq, map);
 }
 
 /// `data` as given, `null` included.
@@ -648,14 +786,14 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, 
 /// `expect`: a string naming a [`BodyFormat`]. (A derived enum would do, but serde_json
 /// calls anything but a string in an enum's place "not valid JSON".)
 fn body_format<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<BodyFormat>, D::Error> {
-    let Some(name) = Option::<String>::deserialize(deserializer)? else {
+    let Some(name) = text(deserializer)? else {
         return Ok(None);
     };
     match name.as_str() {
         "json" => Ok(Some(BodyFormat::Json)),
         "text" => Ok(Some(BodyFormat::Text)),
         "bytes" => Ok(Some(BodyFormat::Bytes)),
-        other => Err(de::Error::invalid_value(
+        other => Err(wrong_type(
             Unexpected::Str(other),
             &r#""json", "text" or "bytes""#,
         )),
@@ -670,7 +808,7 @@ impl<'de> DeserializeSeed<'de> for Endpoints<'_> {
     type Value = Vec<(String, Fields)>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -695,6 +833,8 @@ impl<'de> Visitor<'de> for Endpoints<'_> {
         self.0.endpoint = None;
         Ok(endpoints)
     }
+
+    refuse!(bool, i64, u64, f64, str, unit, seq);
 }
 
 /// One endpoint's object, read by [`Fields`]'s derive through [`Noted`]; `named` when it
@@ -708,7 +848,7 @@ impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
     type Value = Fields;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Fields, D::Error> {
-        deserializer.deserialize_map(self)
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -728,18 +868,23 @@ impl<'de> Visitor<'de> for FieldsSeed<'_> {
             map,
             place: self.place,
             named: self.named,
+            seen: Vec::new(),
         };
         Fields::deserialize(MapAccessDeserializer::new(noted))
     }
+
+    refuse!(bool, i64, u64, f64, str, unit, seq);
 }
 
 /// An endpoint's object as the derive reads it, noting each key in the [`Place`] so that
 /// an error names its field; it takes the `name` of a JSON Lines line out of the way, and
-/// words an unknown field our way.
+/// words an unknown field, and one given twice, our way.
 struct Noted<'p, A> {
     map: A,
     place: &'p mut Place,
     named: bool,
+    /// The fields read so far.
+    seen: Vec<String>,
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for Noted<'_, A> {
@@ -752,12 +897,15 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Noted<'_, A> {
         let Some(key) = self.map.next_key::<String>()? else {
             return Ok(None);
         };
+        if self.seen.contains(&key) {
+            self.place.field = Some(key);
+            // The field is named before the message.
+            return Err(de::Error::custom("given twice"));
+        }
+        self.seen.push(key.clone());
         let field = self.place.field.insert(key);
         if self.named && field == "name" {
-            if self.place.endpoint.is_some() {
-                return Err(de::Error::duplicate_field("name"));
-            }
-            self.place.endpoint = Some(self.map.next_value()?);
+            self.place.endpoint = Some(self.map.next_value_seed(Text)?);
             return self.next_key_seed(seed);
         }
         seed.deserialize(StrDeserializer::<KeyError>::new(field))

@@ -153,6 +153,31 @@ fn a_wrongly_typed_field_is_named_with_what_was_found() {
 }
 
 #[test]
+fn what_was_found_is_written_as_json_writes_it() {
+    for (value, found) in [
+        ("1.5e300", "floating point `1.5e300`"),
+        ("null", "null"),
+        ("{}", "an object"),
+        ("true", "boolean `true`"),
+    ] {
+        let err = load_error(&format!(
+            r#"{{"e": {{"url": "http://x/", "headers": {{"a": {value}}}}}}}"#
+        ));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "test.json: e: field `headers`: expected a string for header `a`, found {found}"
+            )
+        );
+    }
+    let err = load_error(r#"{"e": {"url": 1.5e300}}"#);
+    assert_eq!(
+        err.to_string(),
+        "test.json: e: field `url`: expected a string, found floating point `1.5e300`"
+    );
+}
+
+#[test]
 fn a_negative_timeout_is_refused() {
     let err = load_error(r#"{"e": {"url": "http://x/", "time_out": -1}}"#);
     assert_eq!(
