@@ -35,7 +35,16 @@
 //! Lines ([`load_endpoints`], [`load_endpoints_jsonl`]); `cargo run --example gather`
 //! shows the whole thing.
 //!
-//! The examples here start a [`stub::Stub`], the sleeping test server, which needs the
+// The link only where the stub is built: `cargo doc --no-default-features` documents
+// the client alone.
+#![cfg_attr(
+    feature = "stub",
+    doc = "The examples here start a [`stub::Stub`], the sleeping test server, which needs the"
+)]
+#![cfg_attr(
+    not(feature = "stub"),
+    doc = "The examples here start a `stub::Stub`, the sleeping test server, which needs the"
+)]
 //! default feature `stub`; an application that only makes calls can turn it off.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
