@@ -26,7 +26,6 @@
 
 use std::fmt;
 use std::io::BufRead;
-use std::net::Ipv6Addr;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -408,7 +407,12 @@ impl Fields {
             ("port", self.port.is_some()),
             ("route", self.route.is_some()),
         ];
-        let (url, clearer_problem) = match self.url {
+        /// Where the endpoint goes: a URL, or the parts the original client pastes.
+        enum Target {
+            Url(String),
+            Parts([String; 4]),
+        }
+        let target = match self.url {
             Some(url) => match parts.iter().find(|(_, given)| *given) {
                 Some((part, _)) => {
                     return fail(
@@ -416,10 +420,10 @@ impl Fields {
                         "give either `url` or protocol/host/port/route, not both",
                     )
                 }
-                None => (url, None),
+                None => Target::Url(url),
             },
             None => {
-                let (Some(protocol), Some(host), Some(port), Some(route)) =
+                let (Some(protocol), Some(host), Some(Port(port)), Some(route)) =
                     (self.protocol, self.host, self.port, self.route)
                 else {
                     let missing = parts.iter().find(|(_, given)| !*given);
@@ -428,7 +432,7 @@ impl Fields {
                         "missing (or give `url` instead)",
                     );
                 };
-                url_from_parts(&protocol, &host, &port, &route)
+                Target::Parts([protocol, host, port, route])
             }
         };
         if self.data.is_some() && self.text.is_some() {
@@ -437,10 +441,13 @@ impl Fields {
 
         let method_name = self.method.as_deref().unwrap_or("POST");
         let method = Method::from_str(&method_name.to_ascii_uppercase()).ok();
-        let mut endpoint = Endpoint::new(name, method.unwrap_or(Method::Post), url);
-        if let Some(problem) = clearer_problem {
-            endpoint.replace_problem(problem);
-        }
+        let sent_as = method.unwrap_or(Method::Post);
+        let mut endpoint = match target {
+            Target::Url(url) => Endpoint::new(name, sent_as, url),
+            Target::Parts([protocol, host, port, route]) => {
+                Endpoint::from_parts(name, sent_as, [&protocol, &host, &port, &route])
+            }
+        };
         if method.is_none() {
             endpoint.note_problem(format!("unknown HTTP method `{method_name}`"));
         }
@@ -467,39 +474,6 @@ impl Fields {
         }
         Ok(endpoint)
     }
-}
-
-/// The URL the original client pastes together from its parts, for [`Endpoint::new`] to
-/// judge; and a clearer reason than the URL parser's where pasting misplaces a part: a
-/// host `a/b` silently becomes a path, a route `api` is blamed on the port, and port
-/// 70000 is only an "invalid port number".
-fn url_from_parts(
-    protocol: &str,
-    host: &str,
-    port: &Port,
-    route: &str,
-) -> (String, Option<String>) {
-    // An IPv6 address goes into a URL in brackets; the original files write it bare.
-    let url_host = match host.parse::<Ipv6Addr>() {
-        Ok(ip) => format!("[{ip}]"),
-        Err(_) => host.to_owned(),
-    };
-    let url = format!("{protocol}://{url_host}:{}{route}", port.0);
-    let ends_host = |c: char| {
-        matches!(c, '/' | '?' | '#' | '@' | '\\') || (c == ':' && !url_host.starts_with('['))
-    };
-    let problem = if let Some(c) = url_host.chars().find(|c| ends_host(*c)) {
-        Some(format!(
-            "host `{host}` is not a host name or IP address (`{c}` cannot be in one)"
-        ))
-    } else if port.0.parse::<u16>().is_err() {
-        Some(format!("port {} is out of range (0-65535)", port.0))
-    } else if !route.starts_with('/') {
-        Some(format!("route `{route}` must start with `/`"))
-    } else {
-        None
-    };
-    (url, problem)
 }
 
 /// A value of another type than `expected`, in our words and in JSON's names for JSON's

@@ -1,6 +1,7 @@
 //! One named HTTP call to make: where it goes, what it sends, how long it may take.
 
 use std::borrow::Cow;
+use std::net::Ipv6Addr;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -136,6 +137,19 @@ impl Endpoint {
             timeout: DEFAULT_TIMEOUT,
             problem,
         }
+    }
+
+    /// An endpoint whose URL is pasted from the original client's parts: `protocol`,
+    /// `host`, `port` (digits) and `route`. A part that the pasting would misplace makes
+    /// the endpoint invalid with a reason that names the part.
+    pub(crate) fn from_parts(name: &str, method: Method, parts: [&str; 4]) -> Self {
+        let (url, problem) = url_from_parts(parts);
+        let mut endpoint = Endpoint::new(name, method, url);
+        if problem.is_some() {
+            // Clearer than the URL parser's, which judged the pasted whole.
+            endpoint.problem = problem;
+        }
+        endpoint
     }
 
     /// An endpoint that cannot be sent, for `problem`: gathering it yields an
@@ -408,12 +422,6 @@ impl Endpoint {
         self.problem.get_or_insert(problem);
     }
 
-    /// Marks the endpoint as one that cannot be sent, for a reason clearer than any
-    /// found so far.
-    pub(crate) fn replace_problem(&mut self, problem: String) {
-        self.problem = Some(problem);
-    }
-
     /// The endpoint's name, as given.
     ///
     /// # Examples
@@ -581,6 +589,34 @@ fn parse_url(text: &str) -> Result<Url, String> {
         }
     }
     Ok(url)
+}
+
+/// The URL the original client pastes together from its parts, for [`parse_url`] to
+/// judge; and a clearer reason than the URL parser's where pasting misplaces a part: a
+/// host `a/b` silently becomes a path, a route `api` is blamed on the port, and port
+/// 70000 is only an "invalid port number".
+fn url_from_parts([protocol, host, port, route]: [&str; 4]) -> (String, Option<String>) {
+    // An IPv6 address goes into a URL in brackets; the original files write it bare.
+    let url_host = match host.parse::<Ipv6Addr>() {
+        Ok(ip) => format!("[{ip}]"),
+        Err(_) => host.to_owned(),
+    };
+    let url = format!("{protocol}://{url_host}:{port}{route}");
+    let ends_host = |c: char| {
+        matches!(c, '/' | '?' | '#' | '@' | '\\') || (c == ':' && !url_host.starts_with('['))
+    };
+    let problem = if let Some(c) = url_host.chars().find(|c| ends_host(*c)) {
+        Some(format!(
+            "host `{host}` is not a host name or IP address (`{c}` cannot be in one)"
+        ))
+    } else if port.parse::<u16>().is_err() {
+        Some(format!("port {port} is out of range (0-65535)"))
+    } else if !route.starts_with('/') {
+        Some(format!("route `{route}` must start with `/`"))
+    } else {
+        None
+    };
+    (url, problem)
 }
 
 #[cfg(test)]
