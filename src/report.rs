@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use serde::{Serialize, Serializer};
 use serde_json::{json, Map, Value};
 use surf::Url;
 
@@ -178,7 +179,8 @@ impl Outcome {
     /// "elapsed_s", "attempts", "hedged", "hedge_won"}` for a failure, where
     /// `message` is the error's whole text, endpoint name first, so it stands on its own
     /// when copied into a log; the error also has `status` and `body_prefix` when the
-    /// reply got that far (a `decode` error keeps both).
+    /// reply got that far (a `decode` error keeps both). `Outcome` implements
+    /// `serde::Serialize` with the same form, to write it without building a `Value`.
     ///
     /// # Examples
     ///
@@ -191,6 +193,7 @@ impl Outcome {
     /// assert_eq!(json["error"]["kind"], "invalid_endpoint");
     /// assert!(json["error"]["message"].as_str().is_some_and(|m| m.starts_with("bad: unsupported protocol")));
     /// assert_eq!(json["attempts"], 0); // never sent
+    /// assert_eq!(serde_json::to_string(&outcome).unwrap(), json.to_string());
     /// ```
     pub fn to_json(&self) -> Value {
         self.json(false)
@@ -220,45 +223,76 @@ impl Outcome {
     }
 
     fn json(&self, with_headers: bool) -> Value {
-        let elapsed_s = self.elapsed.as_secs_f64();
-        match &self.result {
-            Ok(reply) => {
-                let mut json = json!({
-                    "name": self.name,
-                    "status": reply.status,
-                    "url": reply.url.as_str(),
-                    "body": reply.body,
-                    "elapsed_s": elapsed_s,
-                    "attempts": self.attempts,
-                    "hedged": self.hedged,
-                    "hedge_won": self.hedge_won,
-                });
-                if with_headers {
-                    json["headers"] = reply.headers_json();
-                }
-                json
-            }
-            Err(err) => {
-                let mut error = json!({"kind": err.kind().as_str(), "message": err.to_string()});
-                // What a failed reply did say: the status, and the start of a body that
-                // was not JSON.
-                if let Some(status) = err.status() {
-                    error["status"] = status.into();
-                }
-                if let Some(prefix) = err.body_prefix() {
-                    error["body_prefix"] = prefix.into();
-                }
-                json!({
-                    "name": self.name,
-                    "error": error,
-                    "elapsed_s": elapsed_s,
-                    "attempts": self.attempts,
-                    "hedged": self.hedged,
-                    "hedge_won": self.hedge_won,
-                })
-            }
+        json!(self.view(with_headers))
+    }
+
+    /// What the JSON form is made from.
+    fn view(&self, with_headers: bool) -> OutcomeJson<'_> {
+        let (reply, error) = match &self.result {
+            Ok(reply) => (Some(reply), None),
+            Err(err) => (
+                None,
+                Some(ErrorJson {
+                    kind: err.kind().as_str(),
+                    message: err.to_string(),
+                    status: err.status(),
+                    body_prefix: err.body_prefix(),
+                }),
+            ),
+        };
+        OutcomeJson {
+            name: &self.name,
+            status: reply.map(|r| r.status),
+            url: reply.map(|r| r.url.as_str()),
+            body: reply.map(|r| &r.body),
+            error,
+            elapsed_s: self.elapsed.as_secs_f64(),
+            attempts: self.attempts,
+            hedged: self.hedged,
+            hedge_won: self.hedge_won,
+            headers: reply.filter(|_| with_headers).map(Reply::headers_json),
         }
     }
+}
+
+/// An outcome in JSON, as [`Outcome::to_json`] writes it.
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.view(false).serialize(serializer)
+    }
+}
+
+/// An outcome's JSON form: its name; the status, final URL and body of a reply, or the
+/// error of a failure; how long it took and how it went; the headers when asked for.
+#[derive(Serialize)]
+struct OutcomeJson<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorJson<'a>>,
+    elapsed_s: f64,
+    attempts: u32,
+    hedged: bool,
+    hedge_won: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<Value>,
+}
+
+/// A failure in JSON: its stable kind and message, and what a failed reply did say (the
+/// status, and the start of a body that was not JSON).
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    kind: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_prefix: Option<&'a str>,
 }
 
 /// The original client's line for one result: `response: ("tmp_1", 200, {...})` or
@@ -366,13 +400,16 @@ impl Report {
     }
 
     /// The report as one JSON document: `{"elapsed_s": …, "summary": {…}, "results":
-    /// [outcome, …]}`, the summary as [`Summary::to_json`] gives it.
+    /// [outcome, …]}`, the summary as [`Summary::to_json`] gives it. `Report` implements
+    /// `serde::Serialize` with the same form, to write a large one without building a
+    /// `Value`.
     ///
     /// # Examples
     ///
     /// ```
     /// let report = futures::executor::block_on(fanout::Client::new().gather(&[]));
     /// assert_eq!(report.to_json()["results"], serde_json::json!([]));
+    /// assert_eq!(serde_json::to_value(&report).unwrap(), report.to_json());
     /// ```
     pub fn to_json(&self) -> Value {
         self.json(false)
@@ -402,12 +439,32 @@ impl Report {
     }
 
     fn json(&self, with_headers: bool) -> Value {
-        json!({
-            "elapsed_s": self.elapsed.as_secs_f64(),
-            "summary": self.summary().to_json(),
-            "results": self.outcomes.iter().map(|o| o.json(with_headers)).collect::<Vec<_>>(),
-        })
+        json!(self.view(with_headers))
     }
+
+    /// What the JSON form is made from.
+    fn view(&self, with_headers: bool) -> ReportJson<'_> {
+        ReportJson {
+            elapsed_s: self.elapsed.as_secs_f64(),
+            summary: self.summary().to_json(),
+            results: self.outcomes.iter().map(|o| o.view(with_headers)).collect(),
+        }
+    }
+}
+
+/// A report in JSON, as [`Report::to_json`] writes it.
+impl Serialize for Report {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.view(false).serialize(serializer)
+    }
+}
+
+/// A report's JSON form: the batch's time, its summary, and each outcome in input order.
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    elapsed_s: f64,
+    summary: Value,
+    results: Vec<OutcomeJson<'a>>,
 }
 
 /// What a batch came to, outcome by outcome: how many replied, how many failed of each
