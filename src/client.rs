@@ -314,10 +314,10 @@ impl Client {
         let name = endpoint.name();
         let tally = Tally::default();
         let progress = Arc::new(Progress::since(batch.0, batch.1));
-        let result = match endpoint.problem() {
-            Some(problem) => Err(Error::new(ErrorKind::InvalidEndpoint, name, problem)),
-            None => {
-                let call = self.attempts(endpoint, &progress, &tally);
+        let result = match endpoint.target() {
+            Err(problem) => Err(Error::new(ErrorKind::InvalidEndpoint, name, problem)),
+            Ok(url) => {
+                let call = self.attempts(endpoint, url, &progress, &tally);
                 let (call, interrupt) = (pin!(call), pin!(interrupt));
                 match future::select(call, interrupt).await {
                     Either::Left((result, _)) => result,
@@ -367,6 +367,7 @@ impl Client {
     async fn attempts(
         &self,
         endpoint: &Endpoint,
+        url: &Url,
         progress: &Arc<Progress>,
         tally: &Tally,
     ) -> Result<Reply, Error> {
@@ -403,7 +404,7 @@ impl Client {
             // twice over (rustc keeps the future passed to `timeout` beside the timeout
             // that owns it): a 3.5 KB future per call, moved again at every level (6% of
             // the client's time in memmove) and 17 MB for 5,000 calls in flight.
-            let attempt_call = Box::pin(self.hedged(endpoint, progress, tally));
+            let attempt_call = Box::pin(self.hedged(endpoint, url, progress, tally));
             let result = async_std::future::timeout(limit, attempt_call)
                 .await
                 .unwrap_or_else(|_| {
@@ -460,21 +461,21 @@ impl Client {
     async fn hedged(
         &self,
         endpoint: &Endpoint,
+        url: &Url,
         progress: &Arc<Progress>,
         tally: &Tally,
     ) -> Result<Reply, Error> {
         let Some(hedging) = self.hedging.as_deref().filter(|_| endpoint.is_idempotent()) else {
-            return self.exchange(endpoint, progress).await;
+            return self.exchange(endpoint, url, progress).await;
         };
         // Only an adaptive delay looks latencies up by origin.
         let origin = hedging
             .is_adaptive()
-            .then(|| endpoint.url().map(|url| url.origin().ascii_serialization()))
-            .flatten();
+            .then(|| url.origin().ascii_serialization());
         hedging.first_copy_sent();
         let delay = hedging.delay(origin.as_deref());
         let started = Instant::now();
-        let copy = |n: u32| async move { (n, self.exchange(endpoint, progress).await) };
+        let copy = |n: u32| async move { (n, self.exchange(endpoint, url, progress).await) };
         let mut copies = FuturesUnordered::new();
         copies.push(copy(0));
         let mut hedges = 0;
@@ -534,25 +535,19 @@ impl Client {
         }
     }
 
-    /// Sends the request, follows redirects and reads the final reply; `progress` tells
-    /// a timeout which phase it cut short.
+    /// Sends the request to `url` (the endpoint's), follows redirects and reads the final
+    /// reply; `progress` tells a timeout which phase it cut short.
     async fn exchange(
         &self,
         endpoint: &Endpoint,
+        url: &Url,
         progress: &Arc<Progress>,
     ) -> Result<Reply, Error> {
         let name = endpoint.name();
-        let url = endpoint.url().cloned().ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidEndpoint,
-                name,
-                "the endpoint has no valid url",
-            )
-        })?;
         let body = endpoint
             .body_bytes()
             .map_err(|problem| Error::new(ErrorKind::InvalidEndpoint, name, problem))?;
-        let mut hop = Hop::first(url, endpoint.method());
+        let mut hop = Hop::first(url.clone(), endpoint.method());
         let mut visited: Vec<(surf::http::Method, Url)> = Vec::new();
         loop {
             let req = self.request_for(endpoint, &hop, body.as_deref(), progress);

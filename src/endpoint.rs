@@ -94,7 +94,8 @@ impl RequestBody {
 pub struct Endpoint {
     name: String,
     method: Method,
-    url: Option<Url>,
+    /// The URL to call, or why there is none: the first problem an endpoint can have.
+    url: Result<Url, String>,
     content_type: Option<String>,
     headers: Vec<(String, String)>,
     body: Option<RequestBody>,
@@ -104,6 +105,7 @@ pub struct Endpoint {
     /// Set by [`Endpoint::retry`]; unset, the client's policy applies.
     retry: Option<RetryPolicy>,
     timeout: Duration,
+    /// The first problem found after the URL (a bad header, an unknown method).
     problem: Option<String>,
 }
 
@@ -120,14 +122,10 @@ impl Endpoint {
     /// assert_eq!(ep.time_limit(), fanout::DEFAULT_TIMEOUT);
     /// ```
     pub fn new(name: impl Into<String>, method: Method, url: impl AsRef<str>) -> Self {
-        let (url, problem) = match parse_url(url.as_ref()) {
-            Ok(url) => (Some(url), None),
-            Err(problem) => (None, Some(problem)),
-        };
         Endpoint {
             name: name.into(),
             method,
-            url,
+            url: parse_url(url.as_ref()),
             content_type: None,
             headers: Vec::new(),
             body: None,
@@ -135,7 +133,7 @@ impl Endpoint {
             idempotent: None,
             retry: None,
             timeout: DEFAULT_TIMEOUT,
-            problem,
+            problem: None,
         }
     }
 
@@ -145,9 +143,9 @@ impl Endpoint {
     pub(crate) fn from_parts(name: &str, method: Method, parts: [&str; 4]) -> Self {
         let (url, problem) = url_from_parts(parts);
         let mut endpoint = Endpoint::new(name, method, url);
-        if problem.is_some() {
+        if let Some(problem) = problem {
             // Clearer than the URL parser's, which judged the pasted whole.
-            endpoint.problem = problem;
+            endpoint.url = Err(problem);
         }
         endpoint
     }
@@ -164,9 +162,8 @@ impl Endpoint {
     /// assert_eq!(ep.problem(), Some("not JSON"));
     /// ```
     pub fn invalid(name: impl Into<String>, problem: impl Into<String>) -> Self {
-        let mut endpoint = Self::new(name, Method::Post, "http://invalid.invalid/");
-        endpoint.problem = Some(problem.into());
-        endpoint.url = None;
+        let mut endpoint = Self::new(name, Method::Post, "");
+        endpoint.url = Err(problem.into());
         endpoint
     }
 
@@ -419,7 +416,9 @@ impl Endpoint {
 
     /// Marks the endpoint as one that cannot be sent; the first problem found is kept.
     pub(crate) fn note_problem(&mut self, problem: String) {
-        self.problem.get_or_insert(problem);
+        if self.url.is_ok() {
+            self.problem.get_or_insert(problem);
+        }
     }
 
     /// The endpoint's name, as given.
@@ -446,7 +445,8 @@ impl Endpoint {
         self.method
     }
 
-    /// The target URL, or `None` when it could not be parsed.
+    /// The target URL, or `None` when there is none to call (see
+    /// [`problem`](Self::problem)).
     ///
     /// # Examples
     ///
@@ -458,7 +458,7 @@ impl Endpoint {
     /// assert_eq!(Endpoint::get("b", "not a url").url(), None);
     /// ```
     pub fn url(&self) -> Option<&Url> {
-        self.url.as_ref()
+        self.url.as_ref().ok()
     }
 
     /// The `Content-Type` sent with the body: the one set with
@@ -573,7 +573,15 @@ impl Endpoint {
     /// );
     /// ```
     pub fn problem(&self) -> Option<&str> {
-        self.problem.as_deref()
+        self.target().err()
+    }
+
+    /// Where its calls go, or why it cannot be called (its first problem).
+    pub(crate) fn target(&self) -> Result<&Url, &str> {
+        match (&self.url, &self.problem) {
+            (Err(problem), _) | (Ok(_), Some(problem)) => Err(problem),
+            (Ok(url), None) => Ok(url),
+        }
     }
 }
 
