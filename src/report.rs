@@ -196,7 +196,7 @@ impl Outcome {
     /// assert_eq!(serde_json::to_string(&outcome).unwrap(), json.to_string());
     /// ```
     pub fn to_json(&self) -> Value {
-        self.json(false)
+        json!(self.view(false))
     }
 
     /// As [`to_json`](Self::to_json), and a reply also carries its `headers`, an object
@@ -219,11 +219,7 @@ impl Outcome {
     /// # Ok(()) }
     /// ```
     pub fn to_json_with_headers(&self) -> Value {
-        self.json(true)
-    }
-
-    fn json(&self, with_headers: bool) -> Value {
-        json!(self.view(with_headers))
+        json!(self.view(true))
     }
 
     /// What the JSON form is made from.
@@ -412,7 +408,7 @@ impl Report {
     /// assert_eq!(serde_json::to_value(&report).unwrap(), report.to_json());
     /// ```
     pub fn to_json(&self) -> Value {
-        self.json(false)
+        json!(self.view(false))
     }
 
     /// As [`to_json`](Self::to_json), each reply with its headers
@@ -435,11 +431,7 @@ impl Report {
     /// # Ok(()) }
     /// ```
     pub fn to_json_with_headers(&self) -> Value {
-        self.json(true)
-    }
-
-    fn json(&self, with_headers: bool) -> Value {
-        json!(self.view(with_headers))
+        json!(self.view(true))
     }
 
     /// What the JSON form is made from.
